@@ -1,0 +1,157 @@
+"""The database: one MongoClient per process, the collections, their indexes.
+
+The embedded SecantusDB server (tests, demo) and a real MongoDB are used the
+same way, through pymongo. The embedded server does not plan filters wrapped
+in a top-level ``$and``/``$or`` on an index, so every query the project issues
+is written flat (``$in`` rather than ``$or`` on one field) and has an index
+below; ``clockwork_web_test/test_query_plans.py`` fails on a collection scan.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import pymongo
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.database import Database
+
+from clockwork_core.config import DatabaseConfig
+
+#: Every collection Clockwork uses, with what it holds.
+COLLECTIONS: dict[str, str] = {
+    "jobs": "one document per Slurm job: {slurm: schema.Job, cw: Clockwork's own}",
+    "nodes": "one document per Slurm node: {slurm: schema.Node, cw: ...}",
+    "users": "Clockwork accounts: email, roles, status, cluster accounts, settings",
+    "api_tokens": "API tokens, stored as SHA-256 digests",
+    "job_user_props": "the key/value props a job's owner attached to it",
+    "submissions": "jobs submitted through Clockwork, and jobs adopted for monitoring",
+    "job_events": "the outbox of job state changes the notifier reads",
+    "deliveries": "one record per (event, channel) notification sent or tried",
+    "cluster_status": "per cluster: last scrape, errors, counts, the scrape lease",
+    "audit_log": "who did what, from where, with what result",
+    "gpus": "GPU models and their specs",
+}
+
+_ASC, _DESC = ASCENDING, DESCENDING
+
+#: collection -> indexes. Natural keys are unique; the rest serve the queries
+#: of the scraper, the REST API and the pages (each query has one here).
+INDEXES: dict[str, list[IndexModel]] = {
+    "jobs": [
+        IndexModel(
+            [("slurm.cluster_name", _ASC), ("slurm.job_id", _ASC)],
+            unique=True,
+            name="job_key",
+        ),
+        IndexModel([("slurm.submit_time", _DESC)], name="submit_time"),
+        IndexModel([("cw.user", _ASC), ("slurm.submit_time", _DESC)], name="user_submit"),
+        IndexModel(
+            [("cw.user", _ASC), ("slurm.job_state", _ASC), ("slurm.submit_time", _DESC)],
+            name="user_state_submit",
+        ),
+        IndexModel(
+            [("slurm.job_state", _ASC), ("slurm.submit_time", _DESC)], name="state_submit"
+        ),
+        IndexModel(
+            [
+                ("slurm.cluster_name", _ASC),
+                ("slurm.job_state", _ASC),
+                ("slurm.submit_time", _DESC),
+            ],
+            name="cluster_state_submit",
+        ),
+        IndexModel([("slurm.username", _ASC), ("slurm.submit_time", _DESC)], name="username"),
+        IndexModel([("slurm.array_job_id", _ASC)], name="array_job"),
+        IndexModel([("slurm.end_time", _DESC)], name="end_time"),
+        IndexModel([("cw.user", _ASC), ("slurm.end_time", _DESC)], name="user_end_time"),
+        IndexModel([("cw.node_names", _ASC), ("slurm.job_state", _ASC)], name="node_jobs"),
+    ],
+    "nodes": [
+        IndexModel(
+            [("slurm.cluster_name", _ASC), ("slurm.name", _ASC)], unique=True, name="node_key"
+        ),
+        IndexModel([("slurm.state", _ASC)], name="node_state"),
+    ],
+    "users": [
+        IndexModel([("email", _ASC)], unique=True, name="email"),
+        IndexModel([("account_keys", _ASC)], name="account_keys"),
+    ],
+    "api_tokens": [
+        IndexModel([("token_hash", _ASC)], unique=True, name="token_hash"),
+        IndexModel([("user_email", _ASC), ("created_at", _DESC)], name="user_tokens"),
+    ],
+    "job_user_props": [
+        IndexModel(
+            [("cluster_name", _ASC), ("job_id", _ASC), ("user_email", _ASC)],
+            unique=True,
+            name="props_key",
+        ),
+        IndexModel([("user_email", _ASC), ("prop_keys", _ASC)], name="user_prop_keys"),
+    ],
+    "submissions": [
+        IndexModel([("uuid", _ASC)], unique=True, name="uuid"),
+        IndexModel([("user_email", _ASC), ("created_at", _DESC)], name="user_submissions"),
+        IndexModel([("cluster_name", _ASC), ("job_id", _ASC)], name="submission_job"),
+        IndexModel([("state", _ASC), ("updated_at", _ASC)], name="submission_state"),
+    ],
+    "job_events": [
+        IndexModel([("delivered", _ASC), ("time", _ASC)], name="pending_events"),
+        IndexModel([("cluster_name", _ASC), ("job_id", _ASC), ("time", _ASC)], name="job"),
+    ],
+    "deliveries": [
+        IndexModel([("event_id", _ASC), ("channel", _ASC)], unique=True, name="delivery_key"),
+        IndexModel([("status", _ASC), ("next_attempt", _ASC)], name="retry_queue"),
+    ],
+    "cluster_status": [
+        IndexModel([("cluster_name", _ASC)], unique=True, name="cluster_key"),
+    ],
+    "audit_log": [
+        IndexModel([("time", _DESC)], name="time"),
+        IndexModel([("user_email", _ASC), ("time", _DESC)], name="user_time"),
+    ],
+    "gpus": [
+        IndexModel([("name", _ASC)], unique=True, name="gpu_name"),
+    ],
+}
+
+_clients: dict[tuple[int, str], pymongo.MongoClient] = {}
+_lock = threading.Lock()
+
+
+def get_client(uri: str, timeout_ms: int = 5000) -> pymongo.MongoClient:
+    """The process's client for ``uri`` (created on first use, again after a fork)."""
+    key = (os.getpid(), uri)
+    with _lock:
+        client = _clients.get(key)
+        if client is None:
+            client = pymongo.MongoClient(
+                uri,
+                serverSelectionTimeoutMS=timeout_ms,
+                connectTimeoutMS=timeout_ms,
+                tz_aware=True,
+                appname="clockwork",
+            )
+            _clients[key] = client
+        return client
+
+
+def get_database(config: DatabaseConfig, name: str | None = None) -> Database[Any]:
+    """The Clockwork database described by ``config``."""
+    client = get_client(config.uri, config.timeout_ms)
+    return client[name or config.name]
+
+
+def close_clients() -> None:
+    """Close every client this process opened (tests, clean shutdown)."""
+    with _lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()
+
+
+def ensure_indexes(db: Database[Any]) -> None:
+    """Create the collections' indexes; safe to run again at every start."""
+    for collection, indexes in INDEXES.items():
+        db[collection].create_indexes(indexes)
