@@ -109,6 +109,12 @@ class LoginConfig(_Section):
     client_secret: SecretStr | None = None
     scope: str = "openid email profile"
     allowed_email_domains: list[str] = []
+    #: Timeout of each call to the provider (discovery, token, keys).
+    timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    #: After this many failed authentications from one address within
+    #: ``failure_window_s``, that address gets 429 until the window passes.
+    failure_limit: Annotated[int, Field(ge=1)] = 10
+    failure_window_s: Annotated[float, Field(gt=0)] = 60.0
 
 
 class SmtpConfig(_Section):
@@ -233,14 +239,6 @@ class Config(_Section):
     clusters: dict[str, ClusterConfig] = {}
     templates: dict[str, SubmissionTemplate] = {}
 
-    @field_validator("clusters")
-    @classmethod
-    def _cluster_names(cls, v: dict[str, ClusterConfig]) -> dict[str, ClusterConfig]:
-        bad = [name for name in v if not _NAME.match(name)]
-        if bad:
-            raise ValueError(f"invalid cluster name(s) {bad}: use letters, digits, _ . -")
-        return v
-
     @model_validator(mode="after")
     def _anonymize_key(self) -> Config:
         needs_key = [
@@ -303,11 +301,22 @@ def load_config(
             _set_dotted(data, dotted, env[var])
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, value)
+    # Checked apart so that they are reported together with pydantic's findings.
+    problems = [
+        (f"clusters.{name}", "invalid cluster name: use letters, digits, _ . - (max 63)")
+        for name in (data.get("clusters") or {})
+        if not _NAME.match(str(name))
+    ]
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = [(_key_of(err["loc"]), err["msg"]) for err in exc.errors()]
-        raise ConfigError(problems, source) from None
+        problems += [
+            (_key_of(err["loc"]), err["msg"].removeprefix("Value error, "))
+            for err in exc.errors()
+        ]
+    if problems:
+        raise ConfigError(problems, source)
+    return config
 
 
 def load_config_or_exit(path: str | os.PathLike[str] | None = None) -> Config:
@@ -317,3 +326,19 @@ def load_config_or_exit(path: str | os.PathLike[str] | None = None) -> Config:
     except ConfigError as exc:
         print(f"clockwork: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m clockwork_core.config [FILE]``: check a configuration file."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        config = load_config(args[0] if args else None)
+    except ConfigError as exc:
+        print(f"clockwork: {exc}", file=sys.stderr)
+        return 2
+    print(f"configuration OK: {len(config.clusters)} cluster(s): {', '.join(config.clusters)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

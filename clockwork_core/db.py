@@ -51,9 +51,7 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("cw.user", _ASC), ("slurm.job_state", _ASC), ("slurm.submit_time", _DESC)],
             name="user_state_submit",
         ),
-        IndexModel(
-            [("slurm.job_state", _ASC), ("slurm.submit_time", _DESC)], name="state_submit"
-        ),
+        IndexModel([("slurm.job_state", _ASC), ("slurm.submit_time", _DESC)], name="state_submit"),
         IndexModel(
             [
                 ("slurm.cluster_name", _ASC),

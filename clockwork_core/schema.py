@@ -48,9 +48,7 @@ JOB_STATES: frozenset[str] = frozenset(
 
 #: The four buckets users filter on, each a set of base states.
 STATE_BUCKETS: dict[str, frozenset[str]] = {
-    "PENDING": frozenset(
-        {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD"}
-    ),
+    "PENDING": frozenset({"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD"}),
     "RUNNING": frozenset(
         {
             "RUNNING",
@@ -231,9 +229,7 @@ def node_from_dict(data: dict[str, Any]) -> Node:
 # --------------------------------------------------------------------------- documents
 
 
-def job_document(
-    job: Job, *, user: str | None, seen: datetime, scrape_id: str
-) -> dict[str, Any]:
+def job_document(job: Job, *, user: str | None, seen: datetime, scrape_id: str) -> dict[str, Any]:
     """The stored form of a job seen for the first time.
 
     ``cw.user`` is the Clockwork user (email) the job's Slurm username maps to on

@@ -92,13 +92,22 @@ die() {
 # now_ms : wall clock in milliseconds (for deadlines)
 now_ms() { echo $((${EPOCHREALTIME/./} / 1000)); }
 
-# wait_for DESC TIMEOUT_S CMD... : poll CMD every $POLL s until it succeeds;
-# returns 1 (after a message) when TIMEOUT_S passes
+# wait_for DESC TIMEOUT_S [--watch NAME] CMD... : poll CMD every $POLL s until it
+# succeeds; returns 1 (after a message) when TIMEOUT_S passes or, with --watch,
+# as soon as our daemon NAME has exited
 wait_for() {
-  local desc=$1 timeout=$2
+  local desc=$1 timeout=$2 watch=""
   shift 2
+  if [[ ${1:-} == --watch ]]; then
+    watch=$2
+    shift 2
+  fi
   local end=$(($(now_ms) + timeout * 1000))
   until "$@" >/dev/null 2>&1; do
+    if [[ -n $watch && -f $RUN_DIR/$watch.pid ]] && ! is_running "$watch"; then
+      say "$watch exited while waiting for: $desc" >&2
+      return 1
+    fi
     if (($(now_ms) >= end)); then
       say "timeout after ${timeout}s waiting for: $desc" >&2
       return 1
@@ -162,17 +171,14 @@ start_daemon() {
   say "started $name (pid $(pid_of "$name"))"
 }
 
-# stop_daemon NAME [TIMEOUT_S] : SIGTERM one of our daemons, wait, SIGKILL if needed
-stop_daemon() {
-  local name=$1 timeout=${2:-15} pid
-  is_running "$name" || return 0
-  pid=$(pid_of "$name")
-  kill -TERM "$pid" 2>/dev/null || true
-  if ! wait_for "$name (pid $pid) to exit" "$timeout" test ! -d "/proc/$pid"; then
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$RUN_DIR/$name.pid"
-  say "stopped $name (pid $pid)"
+# stop_daemons NAME... : stop those of our daemons that run, in parallel (used
+# to restart daemons whose config changed; `down` uses the same term/reap)
+stop_daemons() {
+  local name running=()
+  for name in "$@"; do is_running "$name" && running+=("$name"); done
+  ((${#running[@]})) || return 0
+  term "${running[@]}"
+  reap
 }
 
 # write_file PATH MODE OWNER : content from stdin; returns 0 if the file changed
@@ -407,7 +413,7 @@ start_munge() {
   else
     start_daemon munged /usr/sbin/munged --chuid munge -- --foreground
   fi
-  wait_for "munged" 20 munge_ok || die "munged does not work" "$LOG_DIR/munged.out"
+  wait_for "munged" 20 --watch munged munge_ok || die "munged does not work" "$LOG_DIR/munged.out"
 }
 
 # start_db : our mariadbd, or the MariaDB/MySQL already on 127.0.0.1:3306;
@@ -423,7 +429,7 @@ start_db() {
       --bind-address=127.0.0.1 --port=3306 --socket="$MYSQL_SOCK" \
       --pid-file=/run/mysqld/mysqld.pid --skip-log-bin --innodb-flush-log-at-trx-commit=2 \
       --innodb-lock-wait-timeout=900 --innodb-buffer-pool-size=256M
-    wait_for "mariadb" 60 sql -e 'select 1' || die "mariadb did not come up" "$LOG_DIR/mariadb.out"
+    wait_for "mariadb" 60 --watch mariadb sql -e 'select 1' || die "mariadb did not come up" "$LOG_DIR/mariadb.out"
   else
     echo "MariaDB/MySQL already listening on 127.0.0.1:3306" >"$RUN_DIR/mariadb.external"
     say "using the MariaDB/MySQL already listening on 127.0.0.1:3306 (not started by us)"
@@ -446,9 +452,9 @@ start_db() {
 # start_slurmdbd : slurmdbd, then cluster/accounts/users in one idempotent
 # `sacctmgr load` (before slurmctld, so association enforcement sees them)
 start_slurmdbd() {
-  ((DBD_CHANGED)) && stop_daemon slurmdbd
+  ((DBD_CHANGED)) && stop_daemons slurmdbd
   start_daemon slurmdbd /usr/sbin/slurmdbd -- -D
-  wait_for "slurmdbd" 90 sacctmgr -n show cluster || die "slurmdbd did not come up" "$LOG_DIR/slurmdbd.log"
+  wait_for "slurmdbd" 90 --watch slurmdbd sacctmgr -n show cluster || die "slurmdbd did not come up" "$LOG_DIR/slurmdbd.log"
   local ua acct
   {
     echo "Cluster - '$CLUSTER'"
@@ -462,34 +468,43 @@ start_slurmdbd() {
       echo "User - '${ua%%:*}':DefaultAccount='${ua##*:}'"
     done
   } >"$ETC/accounts.cfg"
-  sacctmgr -i load file="$ETC/accounts.cfg" >"$LOG_DIR/sacctmgr-load.log" 2>&1 ||
-    die "sacctmgr load failed" "$LOG_DIR/sacctmgr-load.log"
-  say "accounting: cluster=$CLUSTER, users:accounts=$USERS root:root"
+  # skip the load (~0.5 s) when every user:account association already exists
+  local have missing=0
+  have=$(sacctmgr -n -P show assoc cluster="$CLUSTER" format=user,account 2>/dev/null) || true
+  for ua in root:root $USERS; do
+    grep -qxF "${ua%%:*}|${ua##*:}" <<<"$have" || missing=1
+  done
+  if ((missing)); then
+    sacctmgr -i load file="$ETC/accounts.cfg" >"$LOG_DIR/sacctmgr-load.log" 2>&1 ||
+      die "sacctmgr load failed" "$LOG_DIR/sacctmgr-load.log"
+    say "accounting loaded: cluster=$CLUSTER, users:accounts=$USERS root:root"
+  else
+    say "accounting already set up: cluster=$CLUSTER, users:accounts=$USERS root:root"
+  fi
 }
 
 # ctld_up : slurmctld answers
 ctld_up() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
 
-# node_ok : the real node registered and is usable
-node_ok() { [[ $(sinfo -h -n "$NODE" -o %T | head -1) =~ ^(idle|mixed|allocated|completing) ]]; }
+# node_ok : slurmd listens and slurmctld reports the real node usable (after a
+# restart, slurmctld's saved state may say "idle" before slurmd is back)
+node_ok() {
+  port_open 6818 && [[ $(sinfo -h -n "$NODE" -o %T | head -1) =~ ^(idle|mixed|allocated|completing)$ ]]
+}
 
 # start_slurm : slurmctld, slurmd, slurmrestd (restarted if their config changed)
 start_slurm() {
-  if ((CONF_CHANGED)); then
-    stop_daemon slurmrestd
-    stop_daemon slurmd
-    stop_daemon slurmctld
-  fi
+  ((CONF_CHANGED)) && stop_daemons slurmrestd slurmd slurmctld
   start_daemon slurmctld /usr/sbin/slurmctld -- -D -i
-  wait_for "slurmctld" 60 ctld_up || die "slurmctld did not come up" "$LOG_DIR/slurmctld.log"
+  wait_for "slurmctld" 60 --watch slurmctld ctld_up || die "slurmctld did not come up" "$LOG_DIR/slurmctld.log"
   start_daemon slurmd /usr/sbin/slurmd -- -D -N "$NODE"
-  if ! wait_for "node $NODE idle" 60 node_ok; then
+  if ! wait_for "node $NODE idle" 60 --watch slurmd node_ok; then
     sinfo -N >&2 || true
     die "node $NODE did not become idle" "$LOG_DIR/slurmd.log"
   fi
 
   if [[ $REST_PORT == 0 ]]; then
-    stop_daemon slurmrestd
+    stop_daemons slurmrestd
     echo "SLURM_REST_PORT=0" >"$RUN_DIR/slurmrestd.disabled"
     say "slurmrestd disabled (SLURM_REST_PORT=0)"
     return 0
@@ -497,12 +512,12 @@ start_slurm() {
   rm -f "$RUN_DIR/slurmrestd.disabled"
   # a port change needs a restart
   if [[ $(cat "$RUN_DIR/slurmrestd.port" 2>/dev/null) != "$REST_PORT" ]]; then
-    stop_daemon slurmrestd
+    stop_daemons slurmrestd
   fi
   echo "$REST_PORT" >"$RUN_DIR/slurmrestd.port"
   SLURM_JWT=daemon start_daemon slurmrestd /usr/sbin/slurmrestd --chuid slurmrest -- \
     -a rest_auth/jwt "127.0.0.1:$REST_PORT"
-  wait_for "slurmrestd on 127.0.0.1:$REST_PORT" 30 port_open "$REST_PORT" ||
+  wait_for "slurmrestd on 127.0.0.1:$REST_PORT" 30 --watch slurmrestd port_open "$REST_PORT" ||
     die "slurmrestd did not come up" "$LOG_DIR/slurmrestd.out"
 }
 
@@ -539,7 +554,6 @@ term() {
   for name in "$@"; do
     if is_external "$name"; then
       say "$name: not started by us, left running"
-      rm -f "$RUN_DIR/$name.external"
       continue
     fi
     pid=$(pid_of "$name")
@@ -591,8 +605,10 @@ cancel_all_jobs() {
   wait_for "jobs to end" 15 bash -c '[[ -z $(squeue -h -t R,CG -o %i 2>/dev/null) ]]' || true
 }
 
-# cmd_down : stop in parallel waves (controller before slurmdbd, so it can still
-# reach it; the DB and munge last); --purge wipes state
+# cmd_down : stop in parallel waves: the Slurm daemons first (slurmctld still
+# reaches slurmdbd while it shuts down), then slurmdbd with munged (nothing needs
+# munge any more), then our MariaDB (slurmdbd writes to it until it exits);
+# --purge wipes state
 cmd_down() {
   local purge=0
   case ${1:-} in
@@ -606,7 +622,7 @@ cmd_down() {
     ((purge)) && cancel_all_jobs
     term slurmrestd slurmd slurmctld
     reap
-    term slurmdbd
+    term slurmdbd munged
     reap
     if ((purge)) && [[ -f $DB_MARKER ]]; then
       if sql -e "DROP DATABASE IF EXISTS slurm_acct_db;
@@ -616,7 +632,7 @@ cmd_down() {
         say "WARNING: could not drop database slurm_acct_db (MariaDB not reachable)"
       fi
     fi
-    term mariadb munged
+    term mariadb
     reap
   fi
   if ((purge)); then

@@ -157,7 +157,9 @@ def down(directory: Path = DEFAULT_DIR, purge: bool = False, timeout: float = 20
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="embedded_db", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--dir", type=Path, default=Path(os.environ.get("CLOCKWORK_DB_DIR", DEFAULT_DIR)))
+    parser.add_argument(
+        "--dir", type=Path, default=Path(os.environ.get("CLOCKWORK_DB_DIR", DEFAULT_DIR))
+    )
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--purge", action="store_true", help="with down: delete the data")
     args = parser.parse_args(argv)

@@ -1,0 +1,62 @@
+"""The database layer against the real server, over a socket with pymongo."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pymongo
+import pytest
+from pymongo.database import Database
+
+from clockwork_core.db import COLLECTIONS, INDEXES, ensure_indexes, get_client
+from clockwork_core.schema import Job, job_document
+
+
+def test_talks_to_a_real_server_over_a_socket(mongo_uri: str) -> None:
+    client = get_client(mongo_uri)
+    assert client.admin.command("ping")["ok"] == 1.0
+    assert client.address is not None  # a (host, port) pair: a real TCP connection
+    assert get_client(mongo_uri) is client  # one client per process
+
+
+def test_duplicate_natural_key_is_refused_by_the_unique_index(db: Database[Any]) -> None:
+    now = datetime.now(UTC)
+    doc = job_document(Job(cluster_name="c1", job_id=7), user=None, seen=now, scrape_id="s1")
+    db.jobs.insert_one(dict(doc))
+    with pytest.raises(pymongo.errors.DuplicateKeyError) as info:
+        db.jobs.insert_one(dict(doc))
+    assert info.value.code == 11000
+    # the same job id on another cluster is another job
+    other = job_document(Job(cluster_name="c2", job_id=7), user=None, seen=now, scrape_id="s1")
+    db.jobs.insert_one(other)
+
+
+@pytest.mark.parametrize(
+    ("collection", "document"),
+    [
+        ("nodes", {"slurm": {"cluster_name": "c", "name": "n1"}}),
+        ("users", {"email": "a@example.org"}),
+        ("api_tokens", {"token_hash": "ab" * 32}),
+        ("cluster_status", {"cluster_name": "c"}),
+    ],
+)
+def test_unique_natural_keys(db: Database[Any], collection: str, document: dict) -> None:
+    db[collection].insert_one(dict(document))
+    with pytest.raises(pymongo.errors.DuplicateKeyError):
+        db[collection].insert_one(dict(document))
+
+
+def test_ensure_indexes_is_idempotent(db: Database[Any]) -> None:
+    ensure_indexes(db)
+    ensure_indexes(db)
+    for collection, indexes in INDEXES.items():
+        names = set(db[collection].index_information())
+        assert {index.document["name"] for index in indexes} <= names
+    assert set(INDEXES) <= set(COLLECTIONS)
+
+
+def test_datetimes_come_back_timezone_aware(db: Database[Any]) -> None:
+    when = datetime(2026, 11, 21, 12, 30, tzinfo=UTC)
+    db.audit_log.insert_one({"time": when})
+    assert db.audit_log.find_one()["time"] == when

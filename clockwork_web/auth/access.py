@@ -1,0 +1,366 @@
+"""Who is making this request, and what they may do: the auth API every view uses.
+
+A request is authenticated by exactly one of:
+
+- an API token (``Authorization: Bearer cw_...``, or HTTP Basic ``email:token``
+  for scripts written for the original Clockwork), only under ``/api/``;
+- the browser session (the email set at login), whose unsafe requests carry a
+  CSRF token (form field or ``X-CSRFToken`` header).
+
+The user record is re-read on every request (one indexed ``find_one``), so
+disabling a user stops their sessions and tokens at once. Views declare their
+rule with a decorator: :func:`api_auth_required` (JSON 401/403),
+:func:`login_required` (redirect to the login page), :func:`roles_required`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import ipaddress
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from flask import current_app, g, has_request_context, redirect, request, session, url_for
+from pymongo.errors import PyMongoError
+
+from clockwork_web.db import get_db
+from clockwork_web.errors import Forbidden, TooManyRequests, Unauthorized
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ROLES: tuple[str, ...] = ("user", "staff", "admin")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+#: Endpoints reachable anonymously. Views of other packages mark themselves
+#: with :func:`public` instead; :func:`is_public_endpoint` knows both.
+PUBLIC_ENDPOINTS: set[str] = {
+    "static",
+    "auth.login",
+    "auth.login_oidc",
+    "auth.callback",
+    "auth.login_dev",
+    "auth.healthz",
+}
+
+#: Session key holding the logged-in user's email.
+SESSION_USER = "user_email"
+
+
+@dataclass(frozen=True)
+class User:
+    """A Clockwork account, as read from ``users`` for this request."""
+
+    email: str
+    display_name: str
+    status: str
+    roles: tuple[str, ...]
+    cluster_accounts: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    @property
+    def is_staff(self) -> bool:
+        """Staff or admin: may read every job (staff changes nothing)."""
+        return "staff" in self.roles or "admin" in self.roles
+
+    @property
+    def sees_all_jobs(self) -> bool:
+        return self.is_staff
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.status == "enabled"
+
+    @property
+    def clusters(self) -> frozenset[str]:
+        """The clusters the user has an account on."""
+        return frozenset(self.cluster_accounts)
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> User:
+        return cls(
+            email=doc["email"],
+            display_name=doc.get("display_name") or doc["email"],
+            status=doc.get("status", "enabled"),
+            roles=tuple(doc.get("roles") or ("user",)),
+            cluster_accounts=dict(doc.get("cluster_accounts") or {}),
+            settings=dict(doc.get("settings") or {}),
+        )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def public(view: F) -> F:
+    """Mark a view as reachable anonymously (it checks its own credentials, if any)."""
+    view.cw_public = True  # type: ignore[attr-defined]
+    return view
+
+
+def is_public_endpoint(endpoint: str | None) -> bool:
+    """True if ``endpoint`` is listed in PUBLIC_ENDPOINTS or its view is marked public."""
+    if endpoint is None:
+        return True
+    if endpoint in PUBLIC_ENDPOINTS:
+        return True
+    view = current_app.view_functions.get(endpoint)
+    return bool(getattr(view, "cw_public", False))
+
+
+def is_loopback(address: str | None) -> bool:
+    """True for 127.0.0.0/8 and ::1 (and IPv4-mapped loopback)."""
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def remote_addr() -> str:
+    return request.remote_addr or "unknown"
+
+
+def find_user(email: str) -> User | None:
+    """The user with this email, or None (one indexed read)."""
+    doc = get_db().users.find_one({"email": email}, {"_id": 0, "account_keys": 0})
+    return User.from_document(doc) if doc else None
+
+
+def current_user() -> User | None:
+    """The authenticated, enabled user of this request, or None."""
+    return g.get("user")
+
+
+def _limiter():  # -> FailureLimiter; imported lazily to keep this module light
+    return current_app.extensions["clockwork_auth_limiter"]
+
+
+def record_auth_failure(reason: str) -> None:
+    """Count a failed authentication from this address (rate limiting), and log it."""
+    address = remote_addr()
+    log.warning("authentication failure from %s: %s", address, reason)
+    _limiter().record(address)
+
+
+def check_rate_limit() -> None:
+    """Raise TooManyRequests if this address failed too often recently."""
+    retry_after = _limiter().retry_after(remote_addr())
+    if retry_after:
+        exc = TooManyRequests(
+            f"too many failed authentications from this address; retry in {retry_after} s"
+        )
+        exc.retry_after = retry_after  # type: ignore[attr-defined]
+        raise exc
+
+
+def _parse_authorization(header: str) -> tuple[str | None, str] | None:
+    """``(email or None, token)`` from a Bearer or Basic header, None if malformed."""
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return None, value
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        email, sep, token = decoded.partition(":")
+        if not sep or not token:
+            return None
+        return email.strip().lower(), token
+    return None
+
+
+def _load_token_user(header: str) -> None:
+    """Authenticate with an API token; sets g.user or g.auth_error."""
+    from clockwork_web.auth.tokens import resolve_token
+
+    check_rate_limit()
+    g.auth_method = "token"
+    parsed = _parse_authorization(header)
+    if parsed is None:
+        g.auth_error = "malformed Authorization header: use 'Bearer <token>'"
+        record_auth_failure("malformed Authorization header")
+        return
+    email, token = parsed
+    doc = resolve_token(get_db(), token)
+    if doc is None or (email is not None and doc["user_email"] != email):
+        g.auth_error = "invalid, expired or revoked API token"
+        record_auth_failure("bad API token")
+        return
+    user = find_user(doc["user_email"])
+    if user is None:
+        g.auth_error = "invalid, expired or revoked API token"
+        record_auth_failure("token of a deleted user")
+        return
+    if not user.is_enabled:
+        g.auth_disabled = True
+        record_auth_failure(f"token of disabled user {user.email}")
+        return
+    g.user = user
+    g.token_id = str(doc["_id"])
+
+
+def _load_session_user() -> None:
+    email = session.get(SESSION_USER)
+    if not email:
+        return
+    g.auth_method = "session"
+    user = find_user(email)
+    if user is None or not user.is_enabled:
+        # the account was removed or disabled: end the session now
+        session.pop(SESSION_USER, None)
+        g.auth_disabled = user is not None
+        return
+    g.user = user
+
+
+def load_user() -> None:
+    """``before_request``: set g.user from the API token or the session."""
+    g.user = None
+    g.auth_method = None
+    g.auth_error = None
+    g.auth_disabled = False
+    if request.endpoint == "static":
+        return
+    header = request.headers.get("Authorization")
+    try:
+        if header and request.path.startswith("/api/"):
+            _load_token_user(header)
+        else:
+            _load_session_user()
+    except PyMongoError:
+        log.exception("cannot read the users collection")
+        from clockwork_web.errors import Unavailable
+
+        raise Unavailable("the database is unavailable") from None
+
+
+def login_url(next_path: str | None = None) -> str:
+    """The login page, coming back to ``next_path`` (a local path) afterwards."""
+    target = url_for("auth.login")
+    if next_path:
+        target += "?next=" + quote(next_path, safe="/")
+    return target
+
+
+def safe_next(value: str | None) -> str:
+    """A local redirect target: a path on this site, never another host."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return "/"
+    if any(c in value for c in "\r\n\\"):
+        return "/"
+    return value
+
+
+# --------------------------------------------------------------------------- decorators
+
+
+def api_auth_required(view: F) -> F:
+    """For /api/v1 views: a token or session user, else 401 (403 if disabled)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if g.get("user") is None:
+            if g.get("auth_disabled"):
+                raise Forbidden("this account is disabled")
+            raise Unauthorized(
+                g.get("auth_error")
+                or "authentication required: send 'Authorization: Bearer <token>'"
+            )
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def login_required(view: F) -> F:
+    """For HTML pages: redirect anonymous visitors to the login page."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if g.get("user") is None:
+            if g.get("auth_disabled"):
+                raise Forbidden("this account is disabled; ask the Clockwork administrators")
+            next_path = request.full_path if request.query_string else request.path
+            return redirect(login_url(next_path))
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def has_role(user: User, role: str) -> bool:
+    """Admin holds every role; staff holds ``staff`` and ``user``."""
+    if user.is_admin:
+        return True
+    if role == "user":
+        return True
+    return role in user.roles
+
+
+def roles_required(*roles: str) -> Callable[[F], F]:
+    """Forbidden unless the user holds one of ``roles`` (after the login decorator).
+
+    Staff is read-only: a staff-only user never passes on an unsafe method.
+    """
+    unknown = set(roles) - set(ROLES)
+    if unknown or not roles:
+        raise ValueError(f"unknown roles {sorted(unknown)}; use {ROLES}")
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            user = g.get("user")
+            if user is None:
+                raise Unauthorized("authentication required")
+            if not any(has_role(user, role) for role in roles):
+                raise Forbidden(f"this needs the role {' or '.join(roles)}")
+            if request.method not in SAFE_METHODS and not user.is_admin and "user" not in roles:
+                # what is left is staff, who change nothing
+                raise Forbidden("staff accounts are read-only")
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def audit(action: str, target: str, result: str, **details: Any) -> None:
+    """Write one audit_log document; never fails the request it records."""
+    if has_request_context():
+        user = g.get("user")
+        email = user.email if user else details.pop("user_email", None)
+        address = request.remote_addr
+    else:
+        email = details.pop("user_email", None)
+        address = "cli"
+    doc = {
+        "time": datetime.now(UTC),
+        "user_email": email,
+        "action": action,
+        "target": target,
+        "remote_addr": address,
+        "result": result,
+        "details": details,
+    }
+    try:
+        get_db().audit_log.insert_one(doc)
+    except PyMongoError:
+        log.exception("cannot write the audit log: %s %s %s", action, target, result)
