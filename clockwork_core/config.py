@@ -131,6 +131,8 @@ class SmtpConfig(_Section):
 class SlackConfig(_Section):
     webhook_url: str = ""
     timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    #: A user's own Slack webhook URL must start with one of these.
+    allowed_url_prefixes: list[str] = ["https://hooks.slack.com/"]
 
 
 class RabbitMQConfig(_Section):
@@ -142,6 +144,8 @@ class RabbitMQConfig(_Section):
 class WebhookConfig(_Section):
     secret: SecretStr | None = None
     timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    #: A user's webhook URL must start with one of these (no internal http by default).
+    allowed_url_prefixes: list[str] = ["https://"]
 
 
 class NotificationsConfig(_Section):
@@ -151,6 +155,10 @@ class NotificationsConfig(_Section):
     webhook: WebhookConfig = WebhookConfig()
     max_attempts: Annotated[int, Field(ge=1)] = 8
     backoff_base_s: Annotated[float, Field(gt=0)] = 30.0
+    #: A delivery left ``sending`` longer than this belonged to a notifier that died.
+    lease_s: Annotated[float, Field(gt=0)] = 120.0
+    #: Events read per pass of the notifier.
+    batch_size: Annotated[int, Field(ge=1)] = 200
 
 
 class ScraperConfig(_Section):
@@ -195,6 +203,12 @@ class SubmitConfig(_Section):
     #: Directories the output-file API may read (job outputs must lie below).
     output_roots: list[str] = []
     timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    #: Working directory of a job that names none; empty = the user's home directory.
+    default_cwd: str = ""
+    #: Largest file (or range) the output-file API returns in one response.
+    max_file_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
+    #: A submission left PENDING (cluster unreachable) is retried this often.
+    retry_every_s: Annotated[float, Field(gt=0)] = 60.0
 
 
 class ClusterConfig(_Section):

@@ -25,6 +25,7 @@ COLLECTIONS: dict[str, str] = {
     "nodes": "one document per Slurm node: {slurm: schema.Node, cw: ...}",
     "users": "Clockwork accounts: email, roles, status, cluster accounts, settings",
     "api_tokens": "API tokens, stored as SHA-256 digests",
+    "auth_states": "OpenID Connect login states already used (replays are refused)",
     "job_user_props": "the key/value props a job's owner attached to it",
     "submissions": "jobs submitted through Clockwork, and jobs adopted for monitoring",
     "job_events": "the outbox of job state changes the notifier reads",
@@ -80,6 +81,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("token_hash", _ASC)], unique=True, name="token_hash"),
         IndexModel([("user_email", _ASC), ("created_at", _DESC)], name="user_tokens"),
     ],
+    "auth_states": [
+        IndexModel([("state", _ASC)], unique=True, name="state"),
+        IndexModel([("used_at", _ASC)], name="used_at"),
+    ],
     "job_user_props": [
         IndexModel(
             [("cluster_name", _ASC), ("job_id", _ASC), ("user_email", _ASC)],
@@ -93,6 +98,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("user_email", _ASC), ("created_at", _DESC)], name="user_submissions"),
         IndexModel([("cluster_name", _ASC), ("job_id", _ASC)], name="submission_job"),
         IndexModel([("state", _ASC), ("updated_at", _ASC)], name="submission_state"),
+        IndexModel([("state", _ASC), ("next_attempt", _ASC)], name="submission_retry"),
     ],
     "job_events": [
         IndexModel([("delivered", _ASC), ("time", _ASC)], name="pending_events"),

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Flask
 
 from clockwork_core.config import Config, load_config
+from clockwork_web.jsonenc import ClockworkJSONProvider
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ def create_app(config: Config | None = None, test_config: Mapping[str, Any] | No
     ``test_config`` holds Flask settings that override the defaults (tests).
     """
     app = Flask(__name__)
+    app.json = ClockworkJSONProvider(app)
     cw_config = config if config is not None else load_config()
     secret = cw_config.web.secret_key.get_secret_value() if cw_config.web.secret_key else None
     if secret is None:

@@ -32,6 +32,8 @@
 #                        127.0.0.1:3306                      (default: empty)
 #   SLURM_USERS          "user:account ..."     (default: "alice:research bob:physics")
 #   SLURM_SKIP_INSTALL=1 never call apt-get (fail if packages are missing)
+# Changing SLURM_CLUSTER or SLURM_NODE on a running/kept testbed needs
+# `down --purge` first (slurmctld refuses a state saved for another cluster).
 set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
@@ -102,7 +104,8 @@ wait_for() {
     watch=$2
     shift 2
   fi
-  local end=$(($(now_ms) + timeout * 1000))
+  local end
+  end=$(($(now_ms) + timeout * 1000))
   until "$@" >/dev/null 2>&1; do
     if [[ -n $watch && -f $RUN_DIR/$watch.pid ]] && ! is_running "$watch"; then
       say "$watch exited while waiting for: $desc" >&2
@@ -306,7 +309,7 @@ write_configs() {
     END { print v["CPUs"], v["SocketsPerBoard"], v["CoresPerSocket"], v["ThreadsPerCore"], v["RealMemory"] }')
   [[ -n ${mem:-} ]] || die "slurmd -C did not report the hardware"
 
-  write_file "$ETC/slurm.conf" 644 root:root <<EOF && CONF_CHANGED=1 || true
+  if write_file "$ETC/slurm.conf" 644 root:root <<EOF; then CONF_CHANGED=1; fi
 # $GENERATED_TAG
 ClusterName=$CLUSTER
 SlurmctldHost=localhost
@@ -371,7 +374,7 @@ PartitionName=gpu Nodes=$NODE,gpu[001-002] MaxTime=2-00:00:00 State=UP
 PartitionName=long Nodes=$NODE,node[002-004],bigmem001 MaxTime=7-00:00:00 PriorityTier=1 State=UP
 EOF
 
-  write_file "$ETC/gres.conf" 644 root:root <<EOF && CONF_CHANGED=1 || true
+  if write_file "$ETC/gres.conf" 644 root:root <<EOF; then CONF_CHANGED=1; fi
 # $GENERATED_TAG
 AutoDetect=off
 # two fake "GPUs" on the real node: null devices (c 1 3) under $SPOOL/dev.
@@ -382,7 +385,7 @@ EOF
   # no cgroup.conf: with proctrack/linuxproc + task/none slurmd 22.05 needs none
 
   # slurmdbd refuses a slurmdbd.conf that is not 0600 and owned by SlurmUser
-  write_file "$ETC/slurmdbd.conf" 600 slurm:slurm <<EOF && DBD_CHANGED=1 || true
+  if write_file "$ETC/slurmdbd.conf" 600 slurm:slurm <<EOF; then DBD_CHANGED=1; fi
 # $GENERATED_TAG
 AuthType=auth/munge
 AuthAltTypes=auth/jwt
@@ -579,7 +582,8 @@ term() {
 # reap : wait (one 15 s deadline for the whole wave) for everything term'ed,
 # SIGKILL what is left
 reap() {
-  local name pid end=$(($(now_ms) + 15000))
+  local name pid end
+  end=$(($(now_ms) + 15000))
   for name in "${!WAITING[@]}"; do
     pid=${WAITING[$name]}
     while [[ -d /proc/$pid ]] && (($(now_ms) < end)); do sleep "$POLL"; done
@@ -593,16 +597,18 @@ reap() {
   WAITING=()
 }
 
+# no_active_jobs : no job is running or completing
+no_active_jobs() { [[ -z $(squeue -h -t R,CG -o %i 2>/dev/null) ]]; }
+
 # cancel_all_jobs : before a purge, so no slurmstepd outlives the cluster
 cancel_all_jobs() {
-  local ids
+  local ids=()
   is_running slurmctld || return 0
-  ids=$(squeue -h -o %i 2>/dev/null | tr '\n' ' ') || true
-  [[ -n ${ids// /} ]] || return 0
-  say "cancelling jobs: $ids"
-  # shellcheck disable=SC2086  # word splitting of the job id list is intended
-  scancel $ids 2>/dev/null || true
-  wait_for "jobs to end" 15 bash -c '[[ -z $(squeue -h -t R,CG -o %i 2>/dev/null) ]]' || true
+  mapfile -t ids < <(squeue -h -o %i 2>/dev/null || true)
+  ((${#ids[@]})) || return 0
+  say "cancelling jobs: ${ids[*]}"
+  scancel "${ids[@]}" 2>/dev/null || true
+  wait_for "jobs to end" 15 no_active_jobs || true
 }
 
 # cmd_down : stop in parallel waves: the Slurm daemons first (slurmctld still

@@ -205,7 +205,9 @@ class SshRunner:
         try:
             client.load_host_keys(str(known))
         except OSError as exc:
-            raise FetchError(f"ssh {cfg.host}: cannot read known_hosts {known}: {exc.strerror}") from None
+            raise FetchError(
+                f"ssh {cfg.host}: cannot read known_hosts {known}: {exc.strerror}"
+            ) from None
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         kwargs: dict[str, Any] = {
             "hostname": cfg.host,
@@ -278,7 +280,9 @@ class SshRunner:
             )
         if rc != 0:
             err = b"".join(stderr_chunks).decode("utf-8", "replace").strip()
-            raise FetchError(f"ssh {self.config.host}: {shlex.join(args[:2])} exited {rc}: {err[:500]}")
+            raise FetchError(
+                f"ssh {self.config.host}: {shlex.join(args[:2])} exited {rc}: {err[:500]}"
+            )
 
     def output(self, args: list[str]) -> bytes:
         with self.stream(args) as out:
@@ -557,4 +561,3 @@ def scrape_window(
     if last_success is None:
         return Window(start=now - timedelta(days=initial_lookback_days), end=now, first=True)
     return Window(start=last_success - timedelta(minutes=overlap_minutes), end=now)
-

@@ -31,6 +31,7 @@ scrapers of one cluster from running at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -41,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from pymongo import InsertOne, ReturnDocument, UpdateOne
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -70,7 +71,9 @@ class LeaseHeld(Exception):
         self.cluster_name = cluster_name
         self.owner = owner
         self.until = until
-        super().__init__(f"cluster {cluster_name!r} is being scraped by {owner} (lease until {until})")
+        super().__init__(
+            f"cluster {cluster_name!r} is being scraped by {owner} (lease until {until})"
+        )
 
 
 @dataclass(slots=True)
@@ -98,10 +101,7 @@ class StoreCounts:
 def _norm(value: Any) -> Any:
     """A value as it comes back from the database: UTC-aware, ms precision, lists."""
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        else:
-            value = value.astimezone(UTC)
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return value.replace(microsecond=value.microsecond // 1000 * 1000)
     if isinstance(value, dict):
         return {k: _norm(v) for k, v in value.items()}
@@ -200,7 +200,12 @@ def store_job_batch(
     for job in jobs:
         if job.cluster_name != cluster_name:
             counts.skipped += 1
-            log.warning("job %s is of cluster %r, not %r: skipped", job.job_id, job.cluster_name, cluster_name)
+            log.warning(
+                "job %s is of cluster %r, not %r: skipped",
+                job.job_id,
+                job.cluster_name,
+                cluster_name,
+            )
             continue
         by_id[job.job_id] = job
     if not by_id:
@@ -245,7 +250,9 @@ def store_job_batch(
         if "nodes" in changed:
             update["cw.node_names"] = _node_names(job.nodes)
         updates.append(
-            UpdateOne({"slurm.cluster_name": cluster_name, "slurm.job_id": job_id}, {"$set": update})
+            UpdateOne(
+                {"slurm.cluster_name": cluster_name, "slurm.job_id": job_id}, {"$set": update}
+            )
         )
         old_state = old["slurm"].get("job_state")
         if "job_state" in changed and old_state != job.job_state:
@@ -363,7 +370,9 @@ def store_nodes(
             update["cw.last_seen"] = now
             update["cw.last_scrape_id"] = scrape_id
             ops.append(
-                UpdateOne({"slurm.cluster_name": cluster_name, "slurm.name": name}, {"$set": update})
+                UpdateOne(
+                    {"slurm.cluster_name": cluster_name, "slurm.name": name}, {"$set": update}
+                )
             )
         _insert_ignoring_duplicates(db.nodes, inserts)
         if ops:
@@ -378,7 +387,13 @@ def store_nodes(
 def _ensure_status(db: Database[Any], cluster_name: str) -> None:
     db.cluster_status.update_one(
         {"cluster_name": cluster_name},
-        {"$setOnInsert": {"cluster_name": cluster_name, "lease_owner": None, "lease_until": _EPOCH}},
+        {
+            "$setOnInsert": {
+                "cluster_name": cluster_name,
+                "lease_owner": None,
+                "lease_until": _EPOCH,
+            }
+        },
         upsert=True,
     )
 
@@ -393,10 +408,8 @@ def acquire_lease(
     expired lease (its holder died) is taken over.
     """
     now = now or datetime.now(UTC)
-    try:
+    with contextlib.suppress(DuplicateKeyError):  # created concurrently: fine
         _ensure_status(db, cluster_name)
-    except DuplicateKeyError:  # created concurrently by the other scraper: fine
-        pass
     doc = db.cluster_status.find_one_and_update(
         {"cluster_name": cluster_name, "lease_until": {"$lt": now}},
         {
@@ -457,6 +470,14 @@ def _holder_is_dead(holder: str) -> bool:
     return False
 
 
+def release_local(owner: str) -> None:
+    """Forget a lease this process held but could not release (its database is gone).
+
+    The stored lease then counts as dead, so the next scrape here may take it.
+    """
+    _active_leases.discard(owner)
+
+
 def release_lease(db: Database[Any], cluster_name: str, owner: str) -> None:
     """Give the lease back (only if we still hold it)."""
     _active_leases.discard(owner)
@@ -482,6 +503,8 @@ class ScrapeOutcome:
     slurm_version: str | None = None
     window_start: datetime | None = None
     error: str | None = None
+    #: Parse errors (records skipped) and export failures: the scrape still succeeded.
+    warnings: list[str] = field(default_factory=list)
 
 
 def finish_scrape(db: Database[Any], cluster_name: str, owner: str, outcome: ScrapeOutcome) -> None:
@@ -497,6 +520,7 @@ def finish_scrape(db: Database[Any], cluster_name: str, owner: str, outcome: Scr
         "slurm_version": outcome.slurm_version,
         "window_start": outcome.window_start,
         "counts": outcome.counts.as_dict(),
+        "warnings": outcome.warnings[:20],
         "lease_owner": None,
         "lease_until": _EPOCH,
     }
@@ -517,7 +541,11 @@ def record_failure(db: Database[Any], cluster_name: str, when: datetime, message
     db.cluster_status.update_one(
         {"cluster_name": cluster_name},
         {
-            "$set": {"last_attempt": when, "last_error": when, "last_error_message": message[:2000]},
+            "$set": {
+                "last_attempt": when,
+                "last_error": when,
+                "last_error_message": message[:2000],
+            },
             "$setOnInsert": {"lease_owner": None, "lease_until": _EPOCH},
         },
         upsert=True,

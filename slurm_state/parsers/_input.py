@@ -1,0 +1,103 @@
+"""Turn what a caller hands a parser into text, lazily, without reading it all.
+
+A parser accepts a binary or text file object (read in large chunks), or any
+iterable of ``str``/``bytes`` items, each taken as one line (with or without
+its newline). Bytes are decoded as UTF-8; invalid bytes become U+FFFD so one
+bad character never loses a record.
+"""
+
+from __future__ import annotations
+
+import codecs
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+CHUNK_SIZE = 1 << 20
+HEAD_SIZE = 4096
+
+
+class Input:
+    """One input, with its first bytes available before parsing starts (for ``auto``)."""
+
+    def __init__(self, data: Any) -> None:
+        self._is_file = hasattr(data, "read")
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        if self._is_file:
+            first = data.read(HEAD_SIZE)
+            rest: Iterator[Any] = iter(lambda: data.read(CHUNK_SIZE), first[:0])
+            self._items: Iterator[Any] = itertools.chain([first] if first else [], rest)
+            self.head = first if isinstance(first, bytes) else first.encode("utf-8", "replace")
+        else:
+            if isinstance(data, (str, bytes)):
+                raise TypeError("pass a file object or an iterable of lines, not one string")
+            iterator = iter(data)
+            head_items: list[Any] = []
+            size = 0
+            for item in iterator:
+                head_items.append(item)
+                size += len(item)
+                if size >= HEAD_SIZE:
+                    break
+            self._items = itertools.chain(head_items, iterator)
+            joined = [
+                i if isinstance(i, bytes) else i.encode("utf-8", "replace") for i in head_items
+            ]
+            self.head = b"\n".join(j.rstrip(b"\r\n") for j in joined)
+
+    def _text(self, item: Any) -> str:
+        if isinstance(item, bytes):
+            return self._decoder.decode(item)
+        return item
+
+    def lines(self) -> Iterator[str]:
+        """The lines, without their line endings."""
+        if not self._is_file:
+            for item in self._items:
+                text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
+                if text.endswith("\n"):
+                    text = text[:-2] if text.endswith("\r\n") else text[:-1]
+                yield text
+            return
+        tail = ""
+        for item in self._items:
+            text = self._text(item)
+            if not text:
+                continue
+            parts = (tail + text).split("\n")
+            tail = parts.pop()
+            for part in parts:
+                yield part[:-1] if part.endswith("\r") else part
+        tail += self._decoder.decode(b"", final=True)
+        if tail:
+            yield tail[:-1] if tail.endswith("\r") else tail
+
+    def chunks(self) -> Iterator[str]:
+        """The text in pieces of about CHUNK_SIZE characters (lines are joined)."""
+        if self._is_file:
+            for item in self._items:
+                text = self._text(item)
+                if text:
+                    yield text
+            final = self._decoder.decode(b"", final=True)
+            if final:
+                yield final
+            return
+        pending: list[str] = []
+        size = 0
+        for item in self._items:
+            text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
+            if not text.endswith("\n"):
+                text += "\n"
+            pending.append(text)
+            size += len(text)
+            if size >= CHUNK_SIZE:
+                yield "".join(pending)
+                pending, size = [], 0
+        if pending:
+            yield "".join(pending)
+
+
+def iter_input(data: Iterable[str] | Iterable[bytes] | Any) -> Input:
+    """Wrap ``data`` (file object or iterable of lines)."""
+    return data if isinstance(data, Input) else Input(data)
