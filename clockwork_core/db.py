@@ -110,6 +110,9 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "cluster_status": [
         IndexModel([("cluster_name", _ASC)], unique=True, name="cluster_key"),
+        # the scraper's lease: take (expired) and release/finish (by owner)
+        IndexModel([("cluster_name", _ASC), ("lease_until", _ASC)], name="lease_until"),
+        IndexModel([("cluster_name", _ASC), ("lease_owner", _ASC)], name="lease_owner"),
     ],
     "audit_log": [
         IndexModel([("time", _DESC)], name="time"),

@@ -93,7 +93,7 @@ def test_changes_set_only_changed_fields_and_emit_events(db: Database[Any]) -> N
     assert events[1]["old_state"] == "PENDING" and events[1]["new_state"] == "RUNNING"
     assert events[1]["user"] == "alice@example.org"
     assert events[3]["old_state"] == "RUNNING" and events[3]["new_state"] == "FAILED"
-    assert events[3]["user"] is None and events[3]["delivered"] is False
+    assert events[3]["user"] == "alice@example.org" and events[3]["delivered"] is False
     assert events[3]["time"] == later
 
 
@@ -220,7 +220,12 @@ def test_lease_excludes_a_second_scraper_until_released_or_expired(db: Database[
 
 
 def test_lease_of_a_dead_local_process_is_taken_over(db: Database[Any]) -> None:
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead = f"{store.new_lease_owner().split(':')[0]}:{proc.stdout.strip()}:dead"
     now = datetime.now(UTC)
     store.acquire_lease(db, C, dead, seconds=3600, now=now)
@@ -262,6 +267,7 @@ def test_store_queries_use_indexes(db: Database[Any]) -> None:
         (db.nodes, {"slurm.cluster_name": C, "slurm.name": {"$in": ["a"]}}),
         (db.users, {"account_keys": {"$in": [f"{C}/alice"]}}),
         (db.cluster_status, {"cluster_name": C, "lease_until": {"$lt": T0}}),
+        (db.cluster_status, {"cluster_name": C, "lease_owner": "x"}),
     ]
     for collection, query in queries:
         plan = str(collection.find(query).explain()["queryPlanner"]["winningPlan"])
