@@ -172,6 +172,8 @@ class ScraperConfig(_Section):
     anonymize_key: SecretStr | None = None
     prometheus_textfile: str = ""
     elasticsearch_url: str = ""
+    #: Jobs stored per round trip (one find + one bulk write per batch).
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
 
 
 class SshConfig(_Section):

@@ -62,10 +62,21 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="cluster_state_submit",
         ),
         IndexModel([("slurm.username", _ASC), ("slurm.submit_time", _DESC)], name="username"),
+        # re-mapping a cluster account's jobs when a user's accounts change
+        IndexModel([("slurm.cluster_name", _ASC), ("slurm.username", _ASC)], name="account"),
         IndexModel([("slurm.array_job_id", _ASC)], name="array_job"),
         IndexModel([("slurm.end_time", _DESC)], name="end_time"),
         IndexModel([("cw.user", _ASC), ("slurm.end_time", _DESC)], name="user_end_time"),
         IndexModel([("cw.node_names", _ASC), ("slurm.job_state", _ASC)], name="node_jobs"),
+        # REST API: job ids without a cluster, and the sortable columns of an
+        # unfiltered staff listing; partition/account filters (test_query_plans)
+        IndexModel([("slurm.job_id", _ASC)], name="job_id"),
+        IndexModel([("slurm.start_time", _DESC)], name="start_time"),
+        IndexModel([("slurm.name", _ASC)], name="job_name"),
+        IndexModel(
+            [("slurm.partition", _ASC), ("slurm.submit_time", _DESC)], name="partition_submit"
+        ),
+        IndexModel([("slurm.account", _ASC), ("slurm.submit_time", _DESC)], name="account_submit"),
     ],
     "nodes": [
         IndexModel(

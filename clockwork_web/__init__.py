@@ -48,6 +48,9 @@ def create_app(config: Config | None = None, test_config: Mapping[str, Any] | No
 
     db.init_app(app)
     errors.init_app(app)
+    from clockwork_web import i18n
+
+    i18n.init_app(app)
     from clockwork_web import auth
 
     auth.init_app(app)

@@ -126,6 +126,16 @@ class _Watchdog:
         self._timer.cancel()
 
 
+def _drain(stream: Any, chunks: list[bytes], limit: int = 1 << 20) -> None:
+    """Read stderr in the background (so the command never blocks on it), keep 1 MB."""
+    size = 0
+    with contextlib.suppress(Exception):  # the stream closing or timing out ends it
+        while chunk := stream.read(1 << 14):
+            if size < limit:
+                chunks.append(chunk)
+                size += len(chunk)
+
+
 class LocalRunner:
     """Runs Slurm commands on this host, without a shell, with a timeout."""
 
@@ -147,9 +157,7 @@ class LocalRunner:
             raise FetchError(f"{args[0]}: cannot run: {exc.strerror or exc}") from None
         watchdog = _Watchdog(self.timeout_s, proc.kill)
         stderr_chunks: list[bytes] = []
-        reader = threading.Thread(
-            target=lambda: stderr_chunks.append(proc.stderr.read()), daemon=True  # type: ignore[union-attr]
-        )
+        reader = threading.Thread(target=_drain, args=(proc.stderr, stderr_chunks), daemon=True)
         reader.start()
         ok = False
         try:
@@ -256,7 +264,7 @@ class SshRunner:
         stdout = channel.makefile("rb", 1 << 16)
         stderr = channel.makefile_stderr("rb", 1 << 16)
         stderr_chunks: list[bytes] = []
-        reader = threading.Thread(target=lambda: stderr_chunks.append(stderr.read()), daemon=True)
+        reader = threading.Thread(target=_drain, args=(stderr, stderr_chunks), daemon=True)
         reader.start()
         watchdog = _Watchdog(self.config.command_timeout_s, channel.close)
         try:

@@ -28,6 +28,7 @@ from clockwork_core.db import get_database
 from clockwork_core.schema import Job, Node
 from slurm_state import store
 from slurm_state.fetch import Fetcher, FetchError, Report, make_fetcher, scrape_window
+from slurm_state.parsers import SlurmParseError, parse_jobs, parse_nodes
 
 #: How many parse errors a result keeps (all are counted).
 MAX_REPORTED_ERRORS = 20
@@ -68,8 +69,6 @@ def _parse_jobs(
 ) -> Iterator[Job]:
     if report.records is not None:
         return report.records  # type: ignore[return-value]
-    from slurm_state.parsers import parse_jobs
-
     return parse_jobs(
         report.stream,  # type: ignore[arg-type]
         fmt=report.fmt,  # type: ignore[arg-type]
@@ -86,8 +85,6 @@ def _parse_nodes(
 ) -> Iterator[Node]:
     if report.records is not None:
         return report.records  # type: ignore[return-value]
-    from slurm_state.parsers import parse_nodes
-
     return parse_nodes(
         report.stream,
         fmt=report.fmt,
@@ -191,6 +188,7 @@ def scrape_cluster(
                             scrape_id=scrape_id,
                             now=started,
                             new_job_events=not window.first,
+                            batch_size=config.scraper.batch_size,
                             on_changed=on_changed if exporters else None,
                         )
                     )
@@ -200,7 +198,14 @@ def scrape_cluster(
                     result.counts.nodes = sum(1 for _ in nodes)
                 else:
                     result.counts.add(
-                        store.store_nodes(db, cluster_name, nodes, scrape_id=scrape_id, now=started)
+                        store.store_nodes(
+                            db,
+                            cluster_name,
+                            nodes,
+                            scrape_id=scrape_id,
+                            now=started,
+                            batch_size=config.scraper.batch_size,
+                        )
                     )
         finally:
             fetcher.close()
@@ -209,6 +214,8 @@ def scrape_cluster(
         result.error = str(exc)
     except FetchError as exc:
         result.error = str(exc)
+    except SlurmParseError as exc:  # the whole report is unreadable (single records are skipped)
+        result.error = f"unreadable report: {exc}"
     except PyMongoError as exc:
         result.error = f"database: {type(exc).__name__}: {str(exc)[:300]}"
     except Exception as exc:  # a parser or anonymizer bug must not stop the other clusters

@@ -2,19 +2,28 @@
 
 One pass per batch of jobs (``batch_size``, default 1000):
 
-1. ONE ``find`` loads the stored documents of the batch by natural key
-   (``slurm.cluster_name`` + ``slurm.job_id`` ``$in``; the ``job_key`` index);
-2. ONE ``find`` on ``users.account_keys`` maps the batch's Slurm usernames
+1. ONE ``find`` on ``users.account_keys`` maps the batch's Slurm usernames
    (``"<cluster>/<username>"``) to Clockwork users (emails);
-3. each job is diffed against its stored ``slurm`` part;
+2. ONE ``find`` by ``_id`` reads the batch's ``job_digests`` documents: a
+   fingerprint per job (of its ``slurm`` part and mapped user), 1000 job ids
+   per document. Jobs whose fingerprint matches are unchanged and cost
+   nothing more: no read of their document, no write;
+3. ONE ``find`` loads the stored documents of the other jobs by natural key
+   (``slurm.cluster_name`` + ``slurm.job_id`` ``$in``; the ``job_key`` index),
+   and each is diffed against its stored ``slurm`` part;
 4. state changes go to ``job_events`` first (deterministic ``_id``, so a re-run
    after a crash re-inserts nothing), then the jobs are written: new ones
    inserted whole (:func:`clockwork_core.schema.job_document`), changed ones
-   with ``$set`` of the changed dotted paths only (``slurm.job_state``, ...).
+   with ``$set`` of the changed dotted paths only (``slurm.job_state``, ...),
+   then the fingerprints.
 
-Unchanged jobs cost (almost) nothing: a job in a final state that did not
-change is not written at all; unchanged live jobs only get ``cw.last_seen`` /
-``cw.last_scrape_id`` bumped by ONE ``update_many`` per batch.
+Why the digests: on the embedded server (and less so on MongoDB) reading a
+job document costs about as much as writing it, so a re-scrape that re-read
+every job could never be much faster than the first one. ``cw.last_seen`` is
+therefore the last scrape that *changed* the job; when the cluster's jobs were
+last confirmed is ``cluster_status.last_success``. Anything that deletes job
+documents (an archiver) must delete ``job_digests`` too (dropping the whole
+collection is safe: it only forces one full diff).
 
 Events. A state change of a known job gives ``{old_state, new_state}``. A job
 seen for the first time gives an event with ``old_state: None`` (so a job that
@@ -32,6 +41,7 @@ scrapers of one cluster from running at once.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -48,7 +58,6 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from clockwork_core.hostlist import HostlistError, expand
 from clockwork_core.schema import (
-    FINAL_STATES,
     JOB_FIELDS,
     NODE_FIELDS,
     Job,
@@ -60,6 +69,8 @@ from clockwork_core.schema import (
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 1000
+#: Job ids per ``job_digests`` document (one document holds their fingerprints).
+DIGEST_BUCKET = 1000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DUPLICATE_KEY = 11000
 
@@ -180,6 +191,16 @@ def _insert_ignoring_duplicates(collection: Any, docs: list[dict[str, Any]]) -> 
         return int(exc.details.get("nInserted", 0))
 
 
+def fingerprint(job: Job, user: str | None) -> str:
+    """A short digest of what the store would write for ``job`` (its slurm part + user)."""
+    text = repr((sorted((k, _norm(v)) for k, v in job.to_dict().items()), user))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _digest_id(cluster_name: str, job_id: int) -> str:
+    return f"{cluster_name}:{job_id // DIGEST_BUCKET}"
+
+
 def store_job_batch(
     db: Database[Any],
     cluster_name: str,
@@ -210,21 +231,36 @@ def store_job_batch(
         by_id[job.job_id] = job
     if not by_id:
         return counts
+    users = map_users(db, cluster_name, {j.username for j in by_id.values() if j.username})
+    prints = {jid: fingerprint(job, users.get(job.username or "")) for jid, job in by_id.items()}
+    digests = {
+        d["_id"]: d.get("fp") or {}
+        for d in db.job_digests.find(
+            {"_id": {"$in": sorted({_digest_id(cluster_name, jid) for jid in by_id})}}
+        )
+    }
+    suspects = [
+        jid
+        for jid in by_id
+        if digests.get(_digest_id(cluster_name, jid), {}).get(str(jid)) != prints[jid]
+    ]
+    counts.jobs_unchanged = len(by_id) - len(suspects)
+    if not suspects:
+        return counts
     stored = {
         doc["slurm"]["job_id"]: doc
         for doc in db.jobs.find(
-            {"slurm.cluster_name": cluster_name, "slurm.job_id": {"$in": list(by_id)}},
+            {"slurm.cluster_name": cluster_name, "slurm.job_id": {"$in": suspects}},
             {"_id": 0, "slurm": 1, "cw.user": 1},
         )
     }
-    users = map_users(db, cluster_name, {j.username for j in by_id.values() if j.username})
 
     inserts: list[dict[str, Any]] = []
     updates: list[UpdateOne] = []
     written: list[Job] = []
-    touch: list[int] = []
     events: list[dict[str, Any]] = []
-    for job_id, job in by_id.items():
+    for job_id in suspects:
+        job = by_id[job_id]
         user = users.get(job.username or "")
         old = stored.get(job_id)
         if old is None:
@@ -233,13 +269,10 @@ def store_job_batch(
             if new_job_events:
                 events.append(_event(cluster_name, job, user, None, now))
             continue
-        new = job.to_dict()
-        changed = diff_fields(new, old["slurm"], JOB_FIELDS)
+        changed = diff_fields(job.to_dict(), old["slurm"], JOB_FIELDS)
         old_user = (old.get("cw") or {}).get("user")
         if not changed and user == old_user:
-            counts.jobs_unchanged += 1
-            if job.job_state not in FINAL_STATES:
-                touch.append(job_id)
+            counts.jobs_unchanged += 1  # only its digest was missing (a re-run)
             continue
         written.append(job)
         update: dict[str, Any] = {f"slurm.{k}": v for k, v in changed.items()}
@@ -258,13 +291,15 @@ def store_job_batch(
         if "job_state" in changed and old_state != job.job_state:
             events.append(_event(cluster_name, job, user, old_state, now))
 
-    # events first: if we die after them, the re-run finds the same diff and the
-    # same event ids (ignored as duplicates); the other order could lose events
+    # Order matters for crash safety: events, then jobs, then digests. Dying
+    # after the events: the re-run finds the same diff and the same event ids
+    # (ignored as duplicates). Dying before the digests: the re-run reads the
+    # stored jobs again, finds them up to date, and only writes the digests.
     counts.events = _insert_ignoring_duplicates(db.job_events, events)
     inserted = _insert_ignoring_duplicates(db.jobs, inserts)
     if inserted < len(inserts):
-        # someone (a crashed run's leftovers are read above, so only a concurrent
-        # writer) inserted them meanwhile: fall back to a keyed update
+        # inserted meanwhile by someone else (crash leftovers were read above):
+        # fall back to keyed updates of the whole slurm part
         for doc in inserts:
             slurm = doc["slurm"]
             updates.append(
@@ -277,11 +312,13 @@ def store_job_batch(
     if updates:
         db.jobs.bulk_write(updates, ordered=False)
     counts.jobs_updated = len(updates) - (len(inserts) - inserted)
-    if touch:
-        db.jobs.update_many(
-            {"slurm.cluster_name": cluster_name, "slurm.job_id": {"$in": touch}},
-            {"$set": {"cw.last_seen": now, "cw.last_scrape_id": scrape_id}},
-        )
+    by_bucket: dict[str, dict[str, str]] = {}
+    for jid in suspects:
+        by_bucket.setdefault(_digest_id(cluster_name, jid), {})[f"fp.{jid}"] = prints[jid]
+    db.job_digests.bulk_write(
+        [UpdateOne({"_id": key}, {"$set": fps}, upsert=True) for key, fps in by_bucket.items()],
+        ordered=False,
+    )
     if on_changed is not None and written:
         on_changed(written)
     return counts

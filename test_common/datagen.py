@@ -66,135 +66,71 @@ DEMO_USERS: tuple[tuple[str, str, list[str], str], ...] = (
 
 # --------------------------------------------------------------------------- static data
 
-_GPUS: tuple[dict[str, Any], ...] = (
-    {
-        "name": "a100",
-        "display_name": "NVIDIA A100-SXM4-40GB",
-        "vendor": "NVIDIA",
-        "arch": "Ampere",
-        "memory_gb": 40,
-        "tflops_fp32": 19.5,
-        "tflops_fp16_tensor": 312.0,
-        "cores": 6912,
-        "tdp_w": 400,
-        "form_factor": "SXM4",
-        "compute_capability": "8.0",
-        "release_year": 2020,
-    },
-    {
-        "name": "a100l",
-        "display_name": "NVIDIA A100-SXM4-80GB",
-        "vendor": "NVIDIA",
-        "arch": "Ampere",
-        "memory_gb": 80,
-        "tflops_fp32": 19.5,
-        "tflops_fp16_tensor": 312.0,
-        "cores": 6912,
-        "tdp_w": 400,
-        "form_factor": "SXM4",
-        "compute_capability": "8.0",
-        "release_year": 2020,
-    },
-    {
-        "name": "h100",
-        "display_name": "NVIDIA H100 80GB HBM3",
-        "vendor": "NVIDIA",
-        "arch": "Hopper",
-        "memory_gb": 80,
-        "tflops_fp32": 67.0,
-        "tflops_fp16_tensor": 989.0,
-        "cores": 16896,
-        "tdp_w": 700,
-        "form_factor": "SXM5",
-        "compute_capability": "9.0",
-        "release_year": 2022,
-    },
-    {
-        "name": "v100",
-        "display_name": "Tesla V100-SXM2-32GB",
-        "vendor": "NVIDIA",
-        "arch": "Volta",
-        "memory_gb": 32,
-        "tflops_fp32": 15.7,
-        "tflops_fp16_tensor": 125.0,
-        "cores": 5120,
-        "tdp_w": 300,
-        "form_factor": "SXM2",
-        "compute_capability": "7.0",
-        "release_year": 2017,
-    },
-    {
-        "name": "rtx8000",
-        "display_name": "Quadro RTX 8000",
-        "vendor": "NVIDIA",
-        "arch": "Turing",
-        "memory_gb": 48,
-        "tflops_fp32": 16.3,
-        "tflops_fp16_tensor": 130.5,
-        "cores": 4608,
-        "tdp_w": 295,
-        "form_factor": "PCIe",
-        "compute_capability": "7.5",
-        "release_year": 2018,
-    },
-    {
-        "name": "l40s",
-        "display_name": "NVIDIA L40S",
-        "vendor": "NVIDIA",
-        "arch": "Ada Lovelace",
-        "memory_gb": 48,
-        "tflops_fp32": 91.6,
-        "tflops_fp16_tensor": 362.0,
-        "cores": 18176,
-        "tdp_w": 350,
-        "form_factor": "PCIe",
-        "compute_capability": "8.9",
-        "release_year": 2023,
-    },
-    {
-        "name": "mi210",
-        "display_name": "AMD Instinct MI210",
-        "vendor": "AMD",
-        "arch": "CDNA2",
-        "memory_gb": 64,
-        "tflops_fp32": 22.6,
-        "tflops_fp16_tensor": 181.0,
-        "cores": 6656,
-        "tdp_w": 300,
-        "form_factor": "PCIe",
-        "compute_capability": None,
-        "release_year": 2022,
-    },
-)
+_GPU_COLUMNS = (
+    "name", "vendor", "arch", "memory_gb", "tflops_fp32", "tflops_fp16_tensor", "cores",
+    "tdp_w", "form_factor", "compute_capability", "release_year", "display_name",
+)  # fmt: skip
+_GPU_TABLE = """
+a100    | NVIDIA | Ampere       | 40 | 19.5 | 312.0 | 6912  | 400 | SXM4 | 8.0 | 2020 | NVIDIA A100-SXM4-40GB
+a100l   | NVIDIA | Ampere       | 80 | 19.5 | 312.0 | 6912  | 400 | SXM4 | 8.0 | 2020 | NVIDIA A100-SXM4-80GB
+h100    | NVIDIA | Hopper       | 80 | 67.0 | 989.0 | 16896 | 700 | SXM5 | 9.0 | 2022 | NVIDIA H100 80GB HBM3
+v100    | NVIDIA | Volta        | 32 | 15.7 | 125.0 | 5120  | 300 | SXM2 | 7.0 | 2017 | Tesla V100-SXM2-32GB
+rtx8000 | NVIDIA | Turing       | 48 | 16.3 | 130.5 | 4608  | 295 | PCIe | 7.5 | 2018 | Quadro RTX 8000
+l40s    | NVIDIA | Ada Lovelace | 48 | 91.6 | 362.0 | 18176 | 350 | PCIe | 8.9 | 2023 | NVIDIA L40S
+mi210   | AMD    | CDNA2        | 64 | 22.6 | 181.0 | 6656  | 300 | PCIe | -   | 2022 | AMD Instinct MI210
+"""
 
 
-def _group(
-    prefix: str,
-    first: int,
-    count: int,
-    width: int,
-    cpus: int,
-    mem_mb: int,
-    partitions: list[str],
-    features: list[str],
-    gpu: tuple[str, int] | None = None,
-) -> dict[str, Any]:
-    return {
-        "prefix": prefix,
-        "first": first,
-        "count": count,
-        "width": width,
-        "cpus": cpus,
-        "mem_mb": mem_mb,
-        "gpu_type": gpu[0] if gpu else None,
-        "gpus": gpu[1] if gpu else 0,
-        "partitions": partitions,
-        "features": features,
-    }
+def _gpu_record(line: str) -> dict[str, Any]:
+    """One row of the GPU table as a ``gpus`` document (numbers as numbers, ``-`` as None)."""
+    record: dict[str, Any] = {}
+    for column, raw in zip(_GPU_COLUMNS, line.split("|"), strict=True):
+        value = raw.strip()
+        if column in ("memory_gb", "cores", "tdp_w", "release_year"):
+            record[column] = int(value)
+        elif column.startswith("tflops"):
+            record[column] = float(value)
+        else:
+            record[column] = None if value == "-" else value
+    return record
 
 
-_DRAC_CPU = ["cpubase_bycore_b1", "cpubase_bynode_b1", "cpubase_bycore_b3"]
-_DRAC_GPU = ["gpubase_bygpu_b1", "gpubase_bygpu_b3", "gpubase_bynode_b1"]
+_GROUP = re.compile(r"^(?P<prefix>[^\[]+)\[(?P<lo>\d+)-(?P<hi>\d+)\]$")
+
+
+def _node_groups(table: str) -> list[dict[str, Any]]:
+    """Parse a node table; one line per group of alike nodes.
+
+    Grammar: ``prefix[first-last] cpus mem_mb gpus partitions features`` where
+    ``gpus`` is ``-`` or ``type:count`` and the last two are comma lists.
+    """
+    groups = []
+    for line in table.strip().splitlines():
+        hosts, cpus, mem, gpus, partitions, features = line.split()
+        match = _GROUP.match(hosts)
+        if match is None:
+            raise ValueError(f"bad node group {hosts!r}")
+        lo, hi = match["lo"], match["hi"]
+        gpu_type, _, count = gpus.partition(":")
+        groups.append(
+            {
+                "prefix": match["prefix"],
+                "first": int(lo),
+                "count": int(hi) - int(lo) + 1,
+                "width": len(lo),
+                "cpus": int(cpus),
+                "mem_mb": int(mem),
+                "gpu_type": gpu_type if count else None,
+                "gpus": int(count) if count else 0,
+                "partitions": partitions.split(","),
+                "features": features.split(","),
+            }
+        )
+    return groups
+
+
+_DRAC_CPU = "cpubase_bycore_b1,cpubase_bynode_b1,cpubase_bycore_b3"
+_DRAC_GPU = "gpubase_bygpu_b1,gpubase_bygpu_b3,gpubase_bynode_b1"
 
 _CLUSTERS: dict[str, dict[str, Any]] = {
     "mila": {
@@ -205,63 +141,14 @@ _CLUSTERS: dict[str, dict[str, Any]] = {
         "job_id_start": 4_100_000,
         "accounts": ["mila"],
         "qos": ["normal", "normal", "normal", "high", "low"],
-        "node_groups": [
-            _group(
-                "cn-a",
-                1,
-                11,
-                3,
-                40,
-                385_000,
-                ["long", "main", "unkillable"],
-                ["x86_64", "turing", "48gb"],
-                ("rtx8000", 8),
-            ),
-            _group(
-                "cn-b",
-                1,
-                5,
-                3,
-                40,
-                385_000,
-                ["long", "main", "unkillable"],
-                ["x86_64", "volta", "nvlink", "32gb"],
-                ("v100", 8),
-            ),
-            _group(
-                "cn-g",
-                1,
-                29,
-                3,
-                64,
-                1_031_000,
-                ["long", "main", "short-unkillable"],
-                ["x86_64", "ampere", "nvlink", "80gb"],
-                ("a100l", 4),
-            ),
-            _group(
-                "cn-n",
-                1,
-                4,
-                3,
-                96,
-                2_063_000,
-                ["long", "short-unkillable"],
-                ["x86_64", "hopper", "nvlink", "80gb"],
-                ("h100", 8),
-            ),
-            _group("cn-f", 1, 4, 3, 32, 257_000, ["long-cpu", "main-cpu"], ["x86_64", "avx2"]),
-            _group(
-                "cn-c",
-                1,
-                40,
-                3,
-                64,
-                385_000,
-                ["long-cpu", "main-cpu"],
-                ["x86_64", "avx512", "skylake"],
-            ),
-        ],
+        "node_groups": _node_groups("""
+cn-a[001-011]  40  385000  rtx8000:8  long,main,unkillable        x86_64,turing,48gb
+cn-b[001-005]  40  385000  v100:8     long,main,unkillable        x86_64,volta,nvlink,32gb
+cn-g[001-029]  64  1031000 a100l:4    long,main,short-unkillable  x86_64,ampere,nvlink,80gb
+cn-n[001-004]  96  2063000 h100:8     long,short-unkillable       x86_64,hopper,nvlink,80gb
+cn-f[001-004]  32  257000  -          long-cpu,main-cpu           x86_64,avx2
+cn-c[001-040]  64  385000  -          long-cpu,main-cpu           x86_64,avx512,skylake
+"""),
     },
     "narval": {
         "display_name": "Narval (Calcul Québec)",
@@ -271,20 +158,10 @@ _CLUSTERS: dict[str, dict[str, Any]] = {
         "job_id_start": 41_000_000,
         "accounts": ["def-bengioy", "rrg-bengioy-ad", "def-courvila", "def-lpaull"],
         "qos": ["normal"],
-        "node_groups": [
-            _group("nc", 10001, 80, 5, 64, 249_000, _DRAC_CPU, ["x86_64", "amd", "rome"]),
-            _group(
-                "ng",
-                10101,
-                40,
-                5,
-                48,
-                498_000,
-                _DRAC_GPU,
-                ["x86_64", "amd", "milan", "a100"],
-                ("a100", 4),
-            ),
-        ],
+        "node_groups": _node_groups(f"""
+nc[10001-10080]  64  249000  -       {_DRAC_CPU}  x86_64,amd,rome
+ng[10101-10140]  48  498000  a100:4  {_DRAC_GPU}  x86_64,amd,milan,a100
+"""),
     },
     "beluga": {
         "display_name": "Béluga",
@@ -294,103 +171,36 @@ _CLUSTERS: dict[str, dict[str, Any]] = {
         "job_id_start": 61_000_000,
         "accounts": ["def-bengioy", "rrg-bengioy-ad", "def-courvila"],
         "qos": ["normal"],
-        "node_groups": [
-            _group("blg", 4101, 60, 4, 40, 186_000, _DRAC_CPU, ["x86_64", "intel", "skylake"]),
-            _group(
-                "blg",
-                5101,
-                20,
-                4,
-                40,
-                186_000,
-                _DRAC_GPU,
-                ["x86_64", "intel", "skylake", "v100"],
-                ("v100", 4),
-            ),
-        ],
+        "node_groups": _node_groups(f"""
+blg[4101-4160]  40  186000  -       {_DRAC_CPU}  x86_64,intel,skylake
+blg[5101-5120]  40  186000  v100:4  {_DRAC_GPU}  x86_64,intel,skylake,v100
+"""),
     },
 }
 
-_FIRST_NAMES = (
-    "Alice",
-    "Bruno",
-    "Chloé",
-    "Daniel",
-    "Émilie",
-    "François",
-    "Gabriel",
-    "Hélène",
-    "Ibrahim",
-    "José",
-    "Kenji",
-    "Léa",
-    "Łukasz",
-    "Mei",
-    "Noémie",
-    "Olúwaseun",
-    "Priya",
-    "Quentin",
-    "Rosa",
-    "Søren",
-    "Thị Lan",
-    "Umar",
-    "Valérie",
-    "Wei",
-    "Xavier",
-    "Yasmine",
-    "Zoë",
-    "Aïcha",
-    "Björn",
-    "Anaïs",
-)
-_LAST_NAMES = (
-    "Tremblay",
-    "Gagnon",
-    "Nguyễn",
-    "O'Brien",
-    "Müller",
-    "Côté",
-    "Zhang",
-    "García",
-    "Kowalski",
-    "Roy",
-    "Bouchard",
-    "Smith-Jones",
-    "de la Fontaine",
-    "Øvergaard",
-    "Lefèvre",
-    "Okafor",
-    "Papadopoulos",
-    "Şahin",
-    "Ivanov",
-    "Bélanger",
-)
 
-_JOB_NAMES = (
-    "train",
-    "train_resnet50",
-    "finetune-llama-7b",
-    "eval",
-    "preprocess.sh",
-    "sweep",
-    "run.sh",
-    "main.py",
-    "ppo_atari",
-    "diffusion-unet",
-    "bert-base-mlm",
-    "data_prep",
-    "wandb-agent",
-    "sbatch_job.sh",
-    "test",
-    "gen_samples",
-    "hparam_search",
-    "vit_b16",
-    "gnn_molecules",
-    "rl_mujoco",
-    "tokenize_corpus",
-    "jupyter-notebook",
-    "baseline",
-)
+def _choices(text: str) -> tuple[str, ...]:
+    """The ``|``-separated items of a text table (names may hold spaces)."""
+    return tuple(item.strip() for item in text.replace("\n", " ").split("|") if item.strip())
+
+
+_FIRST_NAMES = _choices("""
+Alice | Bruno | Chloé | Daniel | Émilie | François | Gabriel | Hélène | Ibrahim | José |
+Kenji | Léa | Łukasz | Mei | Noémie | Olúwaseun | Priya | Quentin | Rosa | Søren | Thị Lan |
+Umar | Valérie | Wei | Xavier | Yasmine | Zoë | Aïcha | Björn | Anaïs
+""")
+_LAST_NAMES = _choices("""
+Tremblay | Gagnon | Nguyễn | O'Brien | Müller | Côté | Zhang | García | Kowalski | Roy |
+Bouchard | Smith-Jones | de la Fontaine | Øvergaard | Lefèvre | Okafor | Papadopoulos |
+Şahin | Ivanov | Bélanger
+""")
+
+_JOB_NAMES = _choices("""
+train | train_resnet50 | finetune-llama-7b | eval | preprocess.sh | sweep | run.sh | main.py
+| ppo_atari | diffusion-unet | bert-base-mlm | data_prep | wandb-agent | sbatch_job.sh |
+test | gen_samples | hparam_search | vit_b16 | gnn_molecules | rl_mujoco | tokenize_corpus |
+jupyter-notebook | baseline
+""")
 _INTERACTIVE_NAMES = ("bash", "interactive", "sh", "zsh")
 #: Names a web page must escape and a shell must never see unquoted.
 ODD_NAMES = (
@@ -575,40 +385,11 @@ def _generic_cluster(name: str, seed: int | str) -> dict[str, Any]:
         "job_id_start": 1000,
         "accounts": ["default", "proj-ml", "proj-bio"],
         "qos": ["normal"],
-        "node_groups": [
-            _group(
-                "node",
-                1,
-                rng.randint(16, 32),
-                3,
-                32,
-                128_000,
-                ["batch", "long"],
-                ["x86_64", "avx2"],
-            ),
-            _group(
-                "gpu",
-                1,
-                rng.randint(4, 8),
-                2,
-                48,
-                512_000,
-                ["gpu"],
-                ["x86_64", "l40s"],
-                ("l40s", 4),
-            ),
-            _group(
-                "hgx",
-                1,
-                rng.randint(2, 4),
-                2,
-                112,
-                2_000_000,
-                ["gpu", "gpu-long"],
-                ["x86_64", "hopper", "nvlink"],
-                ("h100", 8),
-            ),
-        ],
+        "node_groups": _node_groups(f"""
+node[001-{rng.randint(16, 32):03d}]  32   128000   -       batch,long     x86_64,avx2
+gpu[01-{rng.randint(4, 8):02d}]      48   512000   l40s:4  gpu            x86_64,l40s
+hgx[01-{rng.randint(2, 4):02d}]      112  2000000  h100:8  gpu,gpu-long   x86_64,hopper,nvlink
+"""),
     }
 
 
@@ -779,7 +560,7 @@ def _node(
 
 def generate_gpus() -> list[dict[str, Any]]:
     """GPU models and their specs, for the ``gpus`` collection (every node type is here)."""
-    return [dict(gpu) for gpu in _GPUS]
+    return [_gpu_record(line) for line in _GPU_TABLE.strip().splitlines()]
 
 
 # --------------------------------------------------------------------------- jobs
@@ -846,7 +627,7 @@ def _submitter(rng: random.Random, spec: dict[str, Any], username: str) -> _Subm
         account=account,
         workdir=_workdir(spec["style"], username, account, rng),
         habits=tuple(rng.sample(_JOB_NAMES, 3)),
-        array_share=rng.choice((0.0, 0.02, 0.05, 0.15)),
+        array_share=rng.choice((0.0, 0.0, 0.005, 0.02, 0.05)),
     )
 
 
@@ -1063,17 +844,23 @@ class _JobFactory:
         live: bool,
         array: tuple[int, int] | None = None,
         het: tuple[int, int] | None = None,
+        same_as: Job | None = None,
     ) -> Job:
+        """One job; ``same_as`` (a het job's first component) fixes its times and exit."""
         rng = self.rng
         rnd = rng.random
         now = self.now
         started = state in _STARTED_LIVE or (state in FINAL_STATES and state not in _NEVER_STARTED)
         if state == "CANCELLED" and rnd() < 0.3:
             started = False
+        if same_as is not None:
+            started = same_as.start_time is not None
         start = end = None
         exit_code = signal = cancelled_by = None
         horizon = (now - submit).total_seconds()
-        if started:
+        if same_as is not None:
+            start, end, time_limit = same_as.start_time, same_as.end_time, same_as.time_limit or 1
+        elif started:
             wait = rng.expovariate(1 / 600) if rnd() < 0.85 else rng.expovariate(1 / 14400)
             wait = min(wait, horizon * rnd())
             start = submit + timedelta(seconds=int(wait))
@@ -1100,7 +887,10 @@ class _JobFactory:
                     time_limit = _limit_at_least(elapsed + 1)
         elif state in FINAL_STATES:
             end = submit + timedelta(seconds=int(min(rng.expovariate(1 / 1800), horizon)))
-        if state in FINAL_STATES:
+        if same_as is not None:
+            exit_code, signal = same_as.exit_code, same_as.signal
+            cancelled_by = same_as.cancelled_by
+        elif state in FINAL_STATES:
             exit_code, signal = 0, 0
             if state in ("FAILED", "SPECIAL_EXIT", "BOOT_FAIL"):
                 exit_code = rng.choice(_FAIL_CODES)
@@ -1270,7 +1060,7 @@ def _jobs(n_jobs: int, plans: list[_Cluster], seed: int | str, now: datetime) ->
         }
         base = plan.next_id
         if kind == "array":
-            size = rng.choice((1, 2, 3, 5, 8, 10, 10, 16, 20, 32, 50, 100, 250))
+            size = rng.choice((1, 2, 3, 4, 5, 8, 10, 10, 16, 20, 32, 50, 100))
             size = max(1, min(size, room))
             first_task = rng.choice((0, 0, 1))
             shape = _shape(rng, plan, rnd() < who.gpu_share)
@@ -1288,9 +1078,10 @@ def _jobs(n_jobs: int, plans: list[_Cluster], seed: int | str, now: datetime) ->
         elif kind == "het":
             size = max(1, min(rng.choice((2, 2, 3)), room))
             state = _pick_state(rng, live)
+            leader = None
             for i in range(size):
                 shape = _shape(rng, plan, i > 0 and rnd() < 0.7)
-                yield factory.job(
+                component = factory.job(
                     plan,
                     who,
                     shape,
@@ -1298,8 +1089,11 @@ def _jobs(n_jobs: int, plans: list[_Cluster], seed: int | str, now: datetime) ->
                     state=state,
                     time_limit=time_limit,
                     het=(base, i),
+                    same_as=leader,
                     **common,
                 )
+                leader = leader or component
+                yield component
         else:
             size = 1
             shape = _shape(rng, plan, rnd() < who.gpu_share)

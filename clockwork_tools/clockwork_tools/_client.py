@@ -13,9 +13,10 @@ import shutil
 import tempfile
 import time
 import uuid as uuid_module
-from datetime import date, datetime
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Mapping, Optional, TypeVar, Union
+from typing import IO, Any, Callable, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
@@ -58,7 +59,7 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 CHUNK_SIZE = 64 * 1024
 API = "/api/v1"
 
-_version: Optional[str] = None
+_version: str | None = None
 
 
 def _user_agent() -> str:
@@ -88,9 +89,7 @@ def _params(filters: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _param(v) for k, v in filters.items() if v is not None}
 
 
-def current_job(
-    cluster: Optional[str] = None, env: Optional[Mapping[str, str]] = None
-) -> JobRef:
+def current_job(cluster: str | None = None, env: Mapping[str, str] | None = None) -> JobRef:
     """The job this code runs in, from the Slurm environment.
 
     ``SLURM_JOB_ID`` is the job's own id (for an array task too: each task has
@@ -121,17 +120,17 @@ class Client:
 
     def __init__(
         self,
-        url: Optional[str] = None,
-        token: Optional[str] = None,
+        url: str | None = None,
+        token: str | None = None,
         *,
-        email: Optional[str] = None,
-        api_key: Optional[str] = None,
-        timeout: Optional[float] = None,
+        email: str | None = None,
+        api_key: str | None = None,
+        timeout: float | None = None,
         retries: int = DEFAULT_RETRIES,
         backoff: float = DEFAULT_BACKOFF,
-        session: Optional[requests.Session] = None,
-        config_file: Union[str, Path, None] = None,
-        env: Optional[Mapping[str, str]] = None,
+        session: requests.Session | None = None,
+        config_file: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.settings: Settings = resolve(
             url,
@@ -185,7 +184,7 @@ class Client:
         a, b = urlsplit(self.url), urlsplit(url)
         return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
-    def _delay(self, attempt: int, response: Optional[requests.Response]) -> float:
+    def _delay(self, attempt: int, response: requests.Response | None) -> float:
         delay = self.backoff * (2**attempt)
         if response is not None:
             hint = parse_retry_after(response.headers.get("Retry-After"))
@@ -198,9 +197,9 @@ class Client:
         method: str,
         path: str,
         *,
-        params: Optional[Mapping[str, Any]] = None,
+        params: Mapping[str, Any] | None = None,
         json: Any = None,
-        headers: Optional[Mapping[str, str]] = None,
+        headers: Mapping[str, str] | None = None,
         stream: bool = False,
     ) -> requests.Response:
         """Send one request (retrying safe ones); raise on an error status.
@@ -274,9 +273,7 @@ class Client:
                 response=response,
             ) from None
 
-    def _page(
-        self, path: str, item: Callable[[dict], T], filters: Mapping[str, Any]
-    ) -> Page[T]:
+    def _page(self, path: str, item: Callable[[dict], T], filters: Mapping[str, Any]) -> Page[T]:
         return Page.from_dict(self._json("GET", path, params=_params(filters)), item)
 
     def _walk(
@@ -299,9 +296,12 @@ class Client:
                     continue
             if page.next is None and isinstance(data, dict) and "next" in data:
                 return  # the server says this was the last page
-            if page.total is not None and page.per_page:
-                if page.page * int(page.per_page) >= int(page.total):
-                    return
+            if (
+                page.total is not None
+                and page.per_page
+                and (page.page * int(page.per_page) >= int(page.total))
+            ):
+                return
             page_number += 1
             params = {**_params(filters), "page": page_number}
             url = path
@@ -315,22 +315,22 @@ class Client:
     def jobs(
         self,
         *,
-        cluster: Union[str, Iterable[str], None] = None,
-        user: Optional[str] = None,
-        state: Union[str, Iterable[str], None] = None,
-        job_id: Union[int, str, Iterable[Union[int, str]], None] = None,
-        array_job_id: Union[int, str, None] = None,
-        name: Optional[str] = None,
-        partition: Optional[str] = None,
-        account: Optional[str] = None,
-        submitted_after: Union[datetime, str, None] = None,
-        submitted_before: Union[datetime, str, None] = None,
-        prop_name: Optional[str] = None,
-        prop_value: Optional[str] = None,
-        sort: Optional[str] = None,
-        order: Optional[str] = None,
-        page: Optional[int] = None,
-        per_page: Optional[int] = None,
+        cluster: str | Iterable[str] | None = None,
+        user: str | None = None,
+        state: str | Iterable[str] | None = None,
+        job_id: int | str | Iterable[int | str] | None = None,
+        array_job_id: int | str | None = None,
+        name: str | None = None,
+        partition: str | None = None,
+        account: str | None = None,
+        submitted_after: datetime | str | None = None,
+        submitted_before: datetime | str | None = None,
+        prop_name: str | None = None,
+        prop_value: str | None = None,
+        sort: str | None = None,
+        order: str | None = None,
+        page: int | None = None,
+        per_page: int | None = None,
         **extra: Any,
     ) -> Page[Job]:
         """One page of the jobs you may see (``GET /api/v1/jobs``).
@@ -348,30 +348,28 @@ class Client:
         """Every job matching ``filters`` (as :meth:`jobs`), fetched page by page lazily."""
         return self._walk(f"{API}/jobs", Job.from_dict, filters)
 
-    def job(self, cluster: str, job_id: Union[int, str]) -> Job:
+    def job(self, cluster: str, job_id: int | str) -> Job:
         """One job (``GET /api/v1/jobs/<cluster>/<job_id>``)."""
         return Job.from_dict(self._json("GET", self._job_path(cluster, job_id)))
 
-    def _job_path(self, cluster: str, job_id: Union[int, str]) -> str:
+    def _job_path(self, cluster: str, job_id: int | str) -> str:
         return f"{API}/jobs/{self._seg(cluster)}/{self._seg(job_id)}"
 
     @staticmethod
     def _props(data: Any) -> dict:
-        if isinstance(data, dict) and isinstance(data.get("props"), dict):
-            return data["props"]
         return data if isinstance(data, dict) else {}
 
-    def job_props(self, cluster: str, job_id: Union[int, str]) -> dict:
+    def job_props(self, cluster: str, job_id: int | str) -> dict:
         """Your props on a job (``GET .../props``): {} when there are none."""
         return self._props(self._json("GET", self._job_path(cluster, job_id) + "/props"))
 
-    def set_job_props(self, cluster: str, job_id: Union[int, str], props: Mapping) -> dict:
+    def set_job_props(self, cluster: str, job_id: int | str, props: Mapping) -> dict:
         """Merge ``props`` into your props on a job (``PATCH``); returns all of them."""
         path = self._job_path(cluster, job_id) + "/props"
         return self._props(self._json("PATCH", path, json=dict(props)))
 
     def delete_job_props(
-        self, cluster: str, job_id: Union[int, str], keys: Union[str, Iterable[str], None] = None
+        self, cluster: str, job_id: int | str, keys: str | Iterable[str] | None = None
     ) -> dict:
         """Delete some of your props on a job (all of them when ``keys`` is None)."""
         path = self._job_path(cluster, job_id) + "/props"
@@ -380,7 +378,7 @@ class Client:
             body = {"keys": [keys] if isinstance(keys, str) else list(keys)}
         return self._props(self._json("DELETE", path, json=body))
 
-    def current_job(self, cluster: Optional[str] = None) -> JobRef:
+    def current_job(self, cluster: str | None = None) -> JobRef:
         """The (cluster, job_id) of the Slurm job this code runs in: ``client.job(*ref)``."""
         return current_job(cluster)
 
@@ -389,18 +387,14 @@ class Client:
     def nodes(
         self,
         *,
-        cluster: Union[str, Iterable[str], None] = None,
-        state: Union[str, Iterable[str], None] = None,
-        partition: Optional[str] = None,
-        gpu_type: Optional[str] = None,
-        name: Optional[str] = None,
-        sort: Optional[str] = None,
-        order: Optional[str] = None,
-        page: Optional[int] = None,
-        per_page: Optional[int] = None,
+        cluster: str | Iterable[str] | None = None,
+        state: str | Iterable[str] | None = None,
+        name: str | None = None,
+        page: int | None = None,
+        per_page: int | None = None,
         **extra: Any,
     ) -> Page[Node]:
-        """One page of nodes (``GET /api/v1/nodes``)."""
+        """One page of the nodes of the clusters you can see (``GET /api/v1/nodes``)."""
         filters = dict(locals())
         filters.pop("self")
         filters.update(filters.pop("extra"))
@@ -415,10 +409,9 @@ class Client:
         path = f"{API}/nodes/{self._seg(cluster)}/{self._seg(name)}"
         return Node.from_dict(self._json("GET", path))
 
-    def gpus(self, *, cluster: Optional[str] = None) -> list[Gpu]:
-        """GPU models per cluster with their counts (``GET /api/v1/gpus``)."""
-        data = self._json("GET", f"{API}/gpus", params=_params({"cluster": cluster}))
-        return [Gpu.from_dict(d) for d in _items(data)]
+    def gpus(self) -> list[Gpu]:
+        """The GPU models Clockwork knows, with their specs (``GET /api/v1/gpus``)."""
+        return [Gpu.from_dict(d) for d in _items(self._json("GET", f"{API}/gpus"))]
 
     def clusters(self) -> list[Cluster]:
         """The clusters you can see, with the freshness of their data."""
@@ -437,32 +430,39 @@ class Client:
 
     def usage(
         self,
+        start: datetime | date | str | None = None,
+        end: datetime | date | str | None = None,
         *,
-        group_by: Optional[str] = None,
-        start: Union[datetime, date, str, None] = None,
-        end: Union[datetime, date, str, None] = None,
-        cluster: Optional[str] = None,
-        **extra: Any,
+        group_by: str = "user",
+        cluster: str | None = None,
     ) -> Usage:
-        """CPU-hours and GPU-hours per user, account or cluster (``/api/v1/stats/usage``)."""
-        filters = {"group_by": group_by, "start": start, "end": end, "cluster": cluster, **extra}
+        """CPU-hours and GPU-hours per ``user``, ``account`` or ``cluster`` (``/api/v1/stats/usage``).
+
+        The period is ``[start, end)``; by default the last 30 days.
+        """
+        if end is None:
+            end = datetime.now(timezone.utc).replace(microsecond=0)
+        if start is None:
+            base = end if isinstance(end, datetime) else datetime.now(timezone.utc)
+            start = base - timedelta(days=30)
+        filters = {"group_by": group_by, "start": start, "end": end, "cluster": cluster}
         return Usage.from_dict(self._json("GET", f"{API}/stats/usage", params=_params(filters)))
 
     # ------------------------------------------------------------------ submissions
 
     def submit(
         self,
-        cluster: str,
+        cluster: str | None = None,
         *,
-        script: Optional[str] = None,
-        cmd: Optional[str] = None,
-        params: Optional[Iterable[Any]] = None,
+        script: str | None = None,
+        cmd: str | None = None,
+        params: Iterable[Any] | None = None,
         name: str = "generic",
-        slurm: Optional[Mapping[str, Any]] = None,
-        dirs: Optional[Mapping[str, str]] = None,
-        cwd: Optional[str] = None,
-        notification: Optional[Mapping[str, Any]] = None,
-        uuid: Optional[str] = None,
+        slurm: Mapping[str, Any] | None = None,
+        dirs: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        notification: Mapping[str, Any] | None = None,
+        uuid: str | None = None,
         **extra: Any,
     ) -> Submission:
         """Submit a job (``POST /api/v1/submissions``): a ``script``, or ``cmd`` + ``params``.
@@ -474,11 +474,9 @@ class Client:
         """
         if (script is None) == (cmd is None):
             raise ConfigurationError("submit: give exactly one of script= or cmd=")
-        task: dict[str, Any] = {
-            "cluster": cluster,
-            "name": name,
-            "uuid": uuid or str(uuid_module.uuid4()),
-        }
+        task: dict[str, Any] = {"name": name, "uuid": uuid or str(uuid_module.uuid4())}
+        if cluster is not None:  # else the server's only submission cluster
+            task["cluster"] = cluster
         if script is not None:
             task["script"] = script
         if cmd is not None:
@@ -498,10 +496,10 @@ class Client:
     def submissions(
         self,
         *,
-        state: Union[str, Iterable[str], None] = None,
-        cluster: Optional[str] = None,
-        page: Optional[int] = None,
-        per_page: Optional[int] = None,
+        state: str | Iterable[str] | None = None,
+        cluster: str | None = None,
+        page: int | None = None,
+        per_page: int | None = None,
         **extra: Any,
     ) -> Page[Submission]:
         """One page of your submissions, newest first."""
@@ -522,9 +520,24 @@ class Client:
         path = f"{API}/submissions/{self._seg(uuid)}/cancel"
         return Submission.from_dict(self._json("POST", path))
 
-    def adopt(self, cluster: str, job_id: Union[int, str]) -> Submission:
-        """Follow a job you submitted elsewhere as a submission (``POST /api/v1/monitor``)."""
-        body = {"cluster": cluster, "job_id": int(job_id)}
+    def adopt(
+        self,
+        cluster: str,
+        job_id: int | str,
+        *,
+        uuid: str | None = None,
+        notification: Mapping[str, Any] | None = None,
+    ) -> Submission:
+        """Follow a job of yours submitted elsewhere, as a submission (``POST /api/v1/monitor``).
+
+        Adopting the same job twice raises ConflictError (``.body["submission"]``
+        is the existing one).
+        """
+        body: dict[str, Any] = {"cluster": cluster, "job_id": int(job_id)}
+        if uuid is not None:
+            body["uuid"] = uuid
+        if notification is not None:
+            body["notification"] = dict(notification)
         return Submission.from_dict(self._json("POST", f"{API}/monitor", json=body))
 
     def files(self, uuid: str) -> list[FileInfo]:
@@ -535,50 +548,88 @@ class Client:
     def _file_path(self, uuid: str, path: str) -> str:
         return f"{API}/submissions/{self._seg(uuid)}/files/{quote(path.lstrip('/'), safe='/')}"
 
-    def read_file(self, uuid: str, path: str, *, offset: int = 0) -> bytes:
-        """The bytes of an output file from ``offset`` on (a range request): for tails."""
-        headers = {"Range": f"bytes={offset}-"} if offset else None
+    def read_file(
+        self, uuid: str, path: str, *, offset: int = 0, limit: int | None = None
+    ) -> bytes:
+        """Bytes of an output file from ``offset`` on (a range request; b"" past the end).
+
+        ``path`` is a path from :meth:`files`, or ``"stdout"``/``"stderr"``. The
+        server caps one answer (10 MiB by default): call again from
+        ``offset + len(data)`` for more, as ``clockwork output --follow`` does.
+        """
+        end = "" if limit is None else str(offset + max(limit, 1) - 1)
+        headers = {"Range": f"bytes={offset}-{end}"}
         try:
             response = self.request("GET", self._file_path(uuid, path), headers=headers)
         except HTTPStatusError as exc:
-            if exc.status_code == 416:  # nothing past offset yet
+            if exc.status_code == 416:  # nothing at or past offset (yet)
                 return b""
             raise
-        if offset and response.status_code == 200:  # the server ignored the range
+        if response.status_code == 200 and offset:  # the server ignored the range
             return response.content[offset:]
         return response.content
 
     def download(
-        self, uuid: str, path: str, dest: Union[str, Path, IO[bytes], None] = None
-    ) -> Union[Path, IO[bytes]]:
+        self, uuid: str, path: str, dest: str | Path | IO[bytes] | None = None
+    ) -> Path | IO[bytes]:
         """Stream one output file to ``dest`` (a file, a directory, or a binary file object).
 
-        Written to a temporary file renamed into place at the end, so an
-        interrupted download never leaves a truncated file behind.
+        Fetched in ranges of at most the server's limit, written as it comes;
+        a file on disk is written to a temporary name and renamed at the end,
+        so an interrupted download never leaves a truncated file behind.
+        Returns the path written (or ``dest`` itself for a file object).
         """
-        response = self.request("GET", self._file_path(uuid, path), stream=True)
+        if dest is not None and hasattr(dest, "write"):
+            self._copy(uuid, path, dest)  # type: ignore[arg-type]
+            return dest  # type: ignore[return-value]
+        target = Path(dest) if dest is not None else Path.cwd()
+        if target.is_dir():
+            name = Path(path).name
+            if path in ("stdout", "stderr"):
+                name = Path(self.submission(uuid).raw.get(path) or path).name
+            target = target / name
+        fd, tmp = tempfile.mkstemp(prefix=".cw-download-", dir=str(target.parent))
         try:
-            if dest is not None and hasattr(dest, "write"):
-                for chunk in response.iter_content(CHUNK_SIZE):
-                    dest.write(chunk)  # type: ignore[union-attr]
-                return dest  # type: ignore[return-value]
-            target = Path(dest) if dest is not None else Path.cwd()
-            if target.is_dir():
-                target = target / Path(path).name
-            fd, tmp = tempfile.mkstemp(prefix=".cw-download-", dir=str(target.parent))
+            with os.fdopen(fd, "wb") as out:
+                self._copy(uuid, path, out)
+            shutil.move(tmp, str(target))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def _copy(self, uuid: str, path: str, out: IO[bytes]) -> int:
+        """Write the whole file to ``out`` range by range; returns its size."""
+        offset = 0
+        url = self._file_path(uuid, path)
+        while True:
             try:
-                with os.fdopen(fd, "wb") as out:
-                    for chunk in response.iter_content(CHUNK_SIZE):
-                        out.write(chunk)
-                shutil.move(tmp, str(target))
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
+                response = self.request(
+                    "GET", url, headers={"Range": f"bytes={offset}-"}, stream=True
+                )
+            except HTTPStatusError as exc:
+                if exc.status_code == 416:  # empty file, or exactly at its end
+                    return offset
                 raise
-            return target
-        except requests.RequestException as exc:
-            raise TransportError(f"download of {path} interrupted: {_reason(exc)}") from None
-        finally:
-            response.close()
+            try:
+                for chunk in response.iter_content(CHUNK_SIZE):
+                    out.write(chunk)
+                    offset += len(chunk)
+            except requests.RequestException as exc:
+                raise TransportError(f"download of {path} interrupted: {_reason(exc)}") from None
+            finally:
+                response.close()
+            size = _total_size(response)
+            if response.status_code != 206 or size is None or offset >= size:
+                return offset
+
+
+def _total_size(response: requests.Response) -> int | None:
+    """The file's size from ``Content-Range: bytes a-b/size`` (or X-File-Size)."""
+    content_range = response.headers.get("Content-Range", "")
+    total = content_range.rpartition("/")[2] if "/" in content_range else ""
+    total = total or response.headers.get("X-File-Size", "")
+    return int(total) if total.isdigit() else None
 
 
 def _items(data: Any, *keys: str) -> list:

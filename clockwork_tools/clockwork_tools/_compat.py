@@ -11,7 +11,7 @@ they returned: plain dicts and lists. Errors are the client's exception tree
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Union
+from typing import Any
 
 from clockwork_tools._client import Client
 from clockwork_tools._exceptions import ConfigurationError
@@ -54,10 +54,10 @@ class ClockworkToolsBaseClient:
 
     def jobs_list(
         self,
-        username: Optional[str] = None,
-        relative_time: Optional[int] = None,
-        cluster_name: Optional[str] = None,
-        job_ids: Union[str, list, None] = None,
+        username: str | None = None,
+        relative_time: int | None = None,
+        cluster_name: str | None = None,
+        job_ids: str | list | None = None,
         **more: Any,
     ) -> list[dict[str, Any]]:
         """REST call to api/v1/clusters/jobs/list: the jobs you may see, as dicts."""
@@ -67,13 +67,13 @@ class ClockworkToolsBaseClient:
             "username": username,
             "relative_time": relative_time,
             "cluster_name": cluster_name,
-            "job_ids": job_ids,
+            "job_id": job_ids,
             **more,
         }
         return self._request("api/v1/clusters/jobs/list", params)
 
     def jobs_one(
-        self, job_id: Optional[str] = None, cluster_name: Optional[str] = None
+        self, job_id: str | None = None, cluster_name: str | None = None
     ) -> dict[str, Any]:
         """REST call to api/v1/clusters/jobs/one."""
         params = {"job_id": job_id, "cluster_name": cluster_name}
@@ -89,31 +89,30 @@ class ClockworkToolsBaseClient:
         params = {"job_id": job_id, "cluster_name": cluster_name, "updates": updates}
         return self._request("api/v1/clusters/jobs/user_props/set", params, method="PUT")
 
-    def delete_user_props(
-        self, job_id: str, cluster_name: str, keys: Union[str, list]
-    ) -> dict[str, Any]:
+    def delete_user_props(self, job_id: str, cluster_name: str, keys: str | list) -> dict[str, Any]:
         """REST call to api/v1/clusters/jobs/user_props/delete; returns the remaining props."""
         params = {"job_id": job_id, "cluster_name": cluster_name, "keys": keys}
         return self._request("api/v1/clusters/jobs/user_props/delete", params, method="PUT")
 
     def jobs_user_dict_update(
         self,
-        job_id: Optional[str] = None,
-        cluster_name: Optional[str] = None,
-        update_pairs: Optional[dict] = None,
+        job_id: str | None = None,
+        cluster_name: str | None = None,
+        update_pairs: dict | None = None,
     ) -> dict[str, Any]:
         """The oldest name of :meth:`set_user_props`, kept for very old scripts."""
         return self.set_user_props(job_id, cluster_name, dict(update_pairs or {}))
 
-    def nodes_list(self, cluster_name: Optional[str] = None) -> list[dict[str, Any]]:
+    def nodes_list(self, cluster_name: str | None = None) -> list[dict[str, Any]]:
         """REST call to api/v1/clusters/nodes/list."""
         return self._request("api/v1/clusters/nodes/list", {"cluster_name": cluster_name})
 
     def nodes_one(
-        self, node_name: Optional[str] = None, cluster_name: Optional[str] = None
+        self, node_name: str | None = None, cluster_name: str | None = None
     ) -> dict[str, Any]:
         """REST call to api/v1/clusters/nodes/one."""
-        params = {"node_name": node_name, "cluster_name": cluster_name}
+        # the original server read ``name`` in some versions, ``node_name`` in others
+        params = {"name": node_name, "node_name": node_name, "cluster_name": cluster_name}
         return self._request("api/v1/clusters/nodes/one", params)
 
     def close(self) -> None:
@@ -170,10 +169,10 @@ class ClockworkToolsClient(ClockworkToolsBaseClient):
 
     def jobs_list(
         self,
-        username: Optional[str] = None,
-        relative_time: Optional[int] = None,
-        cluster_name: Optional[str] = None,
-        job_ids: Union[str, list, None] = None,
+        username: str | None = None,
+        relative_time: int | None = None,
+        cluster_name: str | None = None,
+        job_ids: str | list | None = None,
         **more: Any,
     ) -> list[dict[str, Any]]:
         return super().jobs_list(
@@ -186,8 +185,8 @@ class ClockworkToolsClient(ClockworkToolsBaseClient):
 
     def jobs_one(
         self,
-        job_id: Optional[str] = None,
-        cluster_name: Optional[str] = None,
+        job_id: str | None = None,
+        cluster_name: str | None = None,
         target_self: bool = True,
     ) -> dict[str, Any]:
         params = self._create_params_for_request(
@@ -197,8 +196,8 @@ class ClockworkToolsClient(ClockworkToolsBaseClient):
 
     def get_user_props(
         self,
-        job_id: Optional[str] = None,
-        cluster_name: Optional[str] = None,
+        job_id: str | None = None,
+        cluster_name: str | None = None,
         target_self: bool = True,
     ) -> dict[str, Any]:
         params = self._create_params_for_request(
@@ -208,9 +207,9 @@ class ClockworkToolsClient(ClockworkToolsBaseClient):
 
     def set_user_props(
         self,
-        job_id: Optional[str] = None,
-        cluster_name: Optional[str] = None,
-        updates: Optional[dict] = None,
+        job_id: str | None = None,
+        cluster_name: str | None = None,
+        updates: dict | None = None,
         target_self: bool = True,
     ) -> dict[str, Any]:
         params = self._create_params_for_request(
@@ -220,9 +219,9 @@ class ClockworkToolsClient(ClockworkToolsBaseClient):
 
     def delete_user_props(
         self,
-        job_id: Optional[str] = None,
-        cluster_name: Optional[str] = None,
-        keys: Union[str, list, None] = None,
+        job_id: str | None = None,
+        cluster_name: str | None = None,
+        keys: str | list | None = None,
         target_self: bool = True,
     ) -> dict[str, Any]:
         params = self._create_params_for_request(
@@ -230,13 +229,13 @@ class ClockworkToolsClient(ClockworkToolsBaseClient):
         )
         return super().delete_user_props(keys=keys if keys is not None else [], **params)
 
-    def nodes_list(self, cluster_name: Optional[str] = None) -> list[dict[str, Any]]:
+    def nodes_list(self, cluster_name: str | None = None) -> list[dict[str, Any]]:
         return super().nodes_list(cluster_name=cluster_name)
 
     def nodes_one(
         self,
-        node_name: Optional[str] = None,
-        cluster_name: Optional[str] = None,
+        node_name: str | None = None,
+        cluster_name: str | None = None,
         target_self: bool = True,
     ) -> dict[str, Any]:
         params = self._create_params_for_request(

@@ -16,9 +16,10 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from clockwork_tools._exceptions import ConfigurationError
 
@@ -101,9 +102,9 @@ class Settings:
     """The resolved settings of one client."""
 
     url: str
-    token: Optional[str] = None
-    email: Optional[str] = None
-    api_key: Optional[str] = None
+    token: str | None = None
+    email: str | None = None
+    api_key: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     source: str = "arguments"
 
@@ -113,14 +114,14 @@ class Settings:
 
 
 def resolve(
-    url: Optional[str] = None,
-    token: Optional[str] = None,
+    url: str | None = None,
+    token: str | None = None,
     *,
-    email: Optional[str] = None,
-    api_key: Optional[str] = None,
-    timeout: Optional[float] = None,
-    env: Optional[Mapping[str, str]] = None,
-    config_file: Optional[Path] = None,
+    email: str | None = None,
+    api_key: str | None = None,
+    timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
 ) -> Settings:
     """Resolve the settings: arguments, then environment, then the config file."""
     env = os.environ if env is None else env
@@ -171,7 +172,9 @@ def resolve(
         try:
             timeout = float(raw_timeout) if raw_timeout is not None else DEFAULT_TIMEOUT
         except (TypeError, ValueError):
-            raise ConfigurationError(f"timeout must be a number of seconds, not {raw_timeout!r}")
+            raise ConfigurationError(
+                f"timeout must be a number of seconds, not {raw_timeout!r}"
+            ) from None
     if timeout <= 0:
         raise ConfigurationError("timeout must be positive")
     return Settings(

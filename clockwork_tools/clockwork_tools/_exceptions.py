@@ -20,7 +20,7 @@ them all, or a leaf to handle one case::
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import requests
 
@@ -55,7 +55,7 @@ class ConfigurationError(ClockworkError):
 class TransportError(ClockworkError):
     """No answer from the server: connection refused, DNS, TLS, reset, timeout."""
 
-    def __init__(self, message: str, *, request: Optional[requests.PreparedRequest] = None):
+    def __init__(self, message: str, *, request: requests.PreparedRequest | None = None):
         super().__init__(message)
         self.request = request
 
@@ -78,8 +78,8 @@ class HTTPStatusError(ClockworkError):
         status_code: int,
         code: str = "",
         body: Any = None,
-        request: Optional[requests.PreparedRequest] = None,
-        response: Optional[requests.Response] = None,
+        request: requests.PreparedRequest | None = None,
+        response: requests.Response | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
@@ -117,7 +117,7 @@ class RateLimitError(HTTPStatusError):
     """429: too many requests; ``retry_after`` is the server's hint in seconds."""
 
     @property
-    def retry_after(self) -> Optional[float]:
+    def retry_after(self) -> float | None:
         if self.response is None:
             return None
         return parse_retry_after(self.response.headers.get("Retry-After"))
@@ -139,7 +139,7 @@ _BY_STATUS: dict[int, type[HTTPStatusError]] = {
 }
 
 
-def parse_retry_after(value: Optional[str]) -> Optional[float]:
+def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds form only), else None."""
     if not value:
         return None

@@ -8,10 +8,11 @@ objects (ISO 8601, HTTP dates and epoch seconds are all understood).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Generic, Iterator, List, NamedTuple, Optional, TypeVar
+from typing import Any, Callable, Generic, NamedTuple, TypeVar
 
 __all__ = [
     "Cluster",
@@ -30,7 +31,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-def parse_datetime(value: Any) -> Optional[datetime]:
+def parse_datetime(value: Any) -> datetime | None:
     """A timezone-aware datetime from ISO 8601, an HTTP date or epoch seconds.
 
     None, "" and values that are not times give None (the dict in ``.raw``
@@ -84,27 +85,27 @@ class Job:
 
     cluster_name: str
     job_id: int
-    name: Optional[str] = None
-    username: Optional[str] = None
-    user: Optional[str] = None  # the Clockwork user (email) the job maps to
-    account: Optional[str] = None
-    partition: Optional[str] = None
-    qos: Optional[str] = None
+    name: str | None = None
+    username: str | None = None
+    user: str | None = None  # the Clockwork user (email) the job maps to
+    account: str | None = None
+    partition: str | None = None
+    qos: str | None = None
     job_state: str = "PENDING"
-    array_job_id: Optional[int] = None
-    array_task_id: Optional[int] = None
-    exit_code: Optional[int] = None
-    submit_time: Optional[datetime] = None
-    start_time: Optional[datetime] = None
-    end_time: Optional[datetime] = None
-    time_limit: Optional[int] = None
-    nodes: Optional[str] = None
-    num_nodes: Optional[int] = None
-    num_cpus: Optional[int] = None
-    mem_mb: Optional[int] = None
-    num_gpus: Optional[int] = None
-    gpu_type: Optional[str] = None
-    working_directory: Optional[str] = None
+    array_job_id: int | None = None
+    array_task_id: int | None = None
+    exit_code: int | None = None
+    submit_time: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    time_limit: int | None = None
+    nodes: str | None = None
+    num_nodes: int | None = None
+    num_cpus: int | None = None
+    mem_mb: int | None = None
+    num_gpus: int | None = None
+    gpu_type: str | None = None
+    working_directory: str | None = None
     props: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -147,20 +148,20 @@ class Node:
     name: str
     state: str = "unknown"
     state_flags: list = field(default_factory=list)
-    reason: Optional[str] = None
+    reason: str | None = None
     partitions: list = field(default_factory=list)
-    cpus: Optional[int] = None
-    alloc_cpus: Optional[int] = None
-    real_memory_mb: Optional[int] = None
-    alloc_memory_mb: Optional[int] = None
-    gres: Optional[str] = None
-    gpu_type: Optional[str] = None
-    num_gpus: Optional[int] = None
-    alloc_gpus: Optional[int] = None
+    cpus: int | None = None
+    alloc_cpus: int | None = None
+    real_memory_mb: int | None = None
+    alloc_memory_mb: int | None = None
+    gres: str | None = None
+    gpu_type: str | None = None
+    num_gpus: int | None = None
+    alloc_gpus: int | None = None
     features: list = field(default_factory=list)
-    cpu_load: Optional[float] = None
-    last_busy: Optional[datetime] = None
-    reason_time: Optional[datetime] = None
+    cpu_load: float | None = None
+    last_busy: datetime | None = None
+    reason_time: datetime | None = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -175,31 +176,22 @@ class Node:
 
 @dataclass
 class Gpu:
-    """One GPU model on a cluster, with how many exist and how many are in use."""
+    """One GPU model and its specs (``gpus()``)."""
 
-    cluster_name: Optional[str] = None
-    gpu_type: Optional[str] = None
-    total: Optional[int] = None
-    allocated: Optional[int] = None
-    nodes: Optional[int] = None
+    name: str
+    display_name: str | None = None
+    vendor: str | None = None
+    arch: str | None = None
+    memory_gb: float | None = None
+    tflops_fp32: float | None = None
+    tflops_fp16_tensor: float | None = None
+    cores: int | None = None
+    tdp_w: int | None = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, data: dict) -> Gpu:
-        aliases = {
-            "cluster_name": ("cluster_name", "cluster"),
-            "gpu_type": ("gpu_type", "name", "type", "model"),
-            "total": ("total", "num_gpus", "count"),
-            "allocated": ("allocated", "alloc_gpus", "used"),
-            "nodes": ("nodes", "num_nodes", "node_count"),
-        }
-        values = {}
-        for name, keys in aliases.items():
-            for key in keys:
-                if key in data and not isinstance(data[key], (dict, list)):
-                    values[name] = data[key]
-                    break
-        return cls(raw=data, **values)
+        return _build(cls, data, (), name=data.get("name") or data.get("gpu_type") or "", raw=data)
 
 
 @dataclass
@@ -207,11 +199,15 @@ class Cluster:
     """A cluster Clockwork knows, with the freshness of its data."""
 
     name: str
-    display_name: Optional[str] = None
-    last_success: Optional[datetime] = None
-    last_attempt: Optional[datetime] = None
-    last_error: Optional[datetime] = None
-    last_error_message: Optional[str] = None
+    display_name: str | None = None
+    last_success: datetime | None = None
+    last_attempt: datetime | None = None
+    last_error: datetime | None = None
+    last_error_message: str | None = None
+    age_s: float | None = None  # seconds since the last successful scrape
+    timezone: str | None = None
+    submit_enabled: bool | None = None
+    account: str | None = None  # your Slurm username there
     counts: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -234,8 +230,8 @@ class User:
     """A Clockwork user (``me()``)."""
 
     email: str
-    display_name: Optional[str] = None
-    status: Optional[str] = None
+    display_name: str | None = None
+    status: str | None = None
     roles: list = field(default_factory=list)
     cluster_accounts: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
@@ -247,27 +243,37 @@ class User:
         return _build(cls, inner, (), raw=data)
 
     @property
-    def clusters(self) -> List[str]:
+    def clusters(self) -> list[str]:
         return sorted(self.cluster_accounts)
 
 
 @dataclass
 class Submission:
-    """A job submitted (or adopted) through Clockwork, followed to its final state."""
+    """A job submitted (or adopted) through Clockwork, followed to its final state.
+
+    ``state`` is PENDING (accepted, not yet sent to the cluster), SUBMITTED,
+    then the Slurm state (RUNNING, ...), CANCELLING, and a final state.
+    """
 
     uuid: str
-    state: Optional[str] = None
-    cluster_name: Optional[str] = None
-    job_id: Optional[int] = None
-    name: Optional[str] = None
-    user_email: Optional[str] = None
-    error: Optional[str] = None
-    created_at: Optional[datetime] = None
-    updated_at: Optional[datetime] = None
-    submitted_at: Optional[datetime] = None
+    state: str | None = None
+    cluster_name: str | None = None
+    job_id: int | None = None
+    name: str | None = None
+    user: str | None = None
+    username: str | None = None
+    slurm_state: str | None = None
+    source: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    last_error: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    submitted_at: datetime | None = None
+    history: list = field(default_factory=list)
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
-    #: States after which nothing changes any more.
+    #: States after which nothing changes any more (Slurm's final job states).
     FINAL_STATES = frozenset(
         {
             "BOOT_FAIL",
@@ -278,7 +284,6 @@ class Submission:
             "NODE_FAIL",
             "OUT_OF_MEMORY",
             "PREEMPTED",
-            "REJECTED",
             "REVOKED",
             "SPECIAL_EXIT",
             "TIMEOUT",
@@ -289,13 +294,9 @@ class Submission:
     def from_dict(cls, data: dict) -> Submission:
         inner = data.get("submission") if isinstance(data.get("submission"), dict) else data
         merged = dict(inner)
-        merged.setdefault("cluster_name", inner.get("cluster"))
-        merged.setdefault("job_id", inner.get("slurm_job_id"))
-        if merged.get("state") is None:
-            merged["state"] = inner.get("status")
-        return _build(
-            cls, merged, ("created_at", "updated_at", "submitted_at"), raw=data
-        )
+        if merged.get("cluster_name") is None:
+            merged["cluster_name"] = inner.get("cluster")
+        return _build(cls, merged, ("created_at", "updated_at", "submitted_at"), raw=data)
 
     @property
     def is_final(self) -> bool:
@@ -307,9 +308,9 @@ class FileInfo:
     """One output file of a submission: ``path`` is what ``download`` takes."""
 
     path: str
-    size: Optional[int] = None
-    kind: Optional[str] = None  # "stdout", "stderr" or "file"
-    modified: Optional[datetime] = None
+    size: int | None = None
+    kind: str | None = None  # "stdout", "stderr" or "file"
+    modified: datetime | None = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -325,9 +326,9 @@ class FileInfo:
 class Usage:
     """CPU-hours and GPU-hours over a period, grouped by user, account or cluster."""
 
-    group_by: Optional[str] = None
-    start: Optional[datetime] = None
-    end: Optional[datetime] = None
+    group_by: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
     rows: list = field(default_factory=list)
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -348,11 +349,11 @@ class Usage:
 class Page(Generic[T]):
     """One page of a listing: ``items`` and where to find the rest."""
 
-    items: List[T]
-    total: Optional[int] = None
+    items: list[T]
+    total: int | None = None
     page: int = 1
-    per_page: Optional[int] = None
-    next: Optional[str] = None
+    per_page: int | None = None
+    next: str | None = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod

@@ -112,7 +112,7 @@ def is_public_endpoint(endpoint: str | None) -> bool:
     """True if ``endpoint`` is listed in PUBLIC_ENDPOINTS or its view is marked public."""
     if endpoint is None:
         return True
-    if endpoint in PUBLIC_ENDPOINTS:
+    if endpoint in PUBLIC_ENDPOINTS or endpoint.endswith(".static"):
         return True
     view = current_app.view_functions.get(endpoint)
     return bool(getattr(view, "cw_public", False))
@@ -214,6 +214,10 @@ def _load_token_user(header: str) -> None:
         return
     g.user = user
     g.token_id = str(doc["_id"])
+
+
+#: Public name of the token loader, for views outside /api/ that accept tokens.
+load_token_user = _load_token_user
 
 
 def _load_session_user() -> None:

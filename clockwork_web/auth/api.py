@@ -34,7 +34,7 @@ def create_token() -> Any:
     """A new token for the caller; its value is in this answer and nowhere else."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise BadRequest("a JSON object {\"name\": ..., \"expires_days\": ...} is required")
+        raise BadRequest('a JSON object {"name": ..., "expires_days": ...} is required')
     unknown = set(body) - {"name", "expires_days"}
     if unknown:
         raise BadRequest(f"unknown field(s) {sorted(unknown)}", param=sorted(unknown)[0])

@@ -118,7 +118,7 @@ def finish_login(db: Database[Any], allowed_domains: list[str]) -> tuple[str, st
     _consume_state(db, state)
     try:
         token = client().authorize_access_token()
-    except Exception as exc:  # noqa: BLE001 - any failure here refuses the login
+    except Exception as exc:
         log.warning("OIDC callback refused: %s: %s", type(exc).__name__, exc)
         raise LoginError("the identity provider's answer could not be verified", 400) from None
     claims = token.get("userinfo")

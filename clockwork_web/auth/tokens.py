@@ -16,7 +16,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.database import Database
 
-TOKEN_PREFIX = "cw_"
+TOKEN_PREFIX = "cw_"  # noqa: S105 - a public prefix, not a secret
 #: A token's ``last_used`` is written at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 MAX_NAME_LENGTH = 100
@@ -112,7 +112,11 @@ def revoke_token(db: Database[Any], email: str, token_id: str) -> bool:
         oid = ObjectId(token_id)
     except (InvalidId, TypeError):
         return False
-    return db.api_tokens.delete_one({"_id": oid, "user_email": email}).deleted_count == 1
+    # look up by _id alone (a flat, indexed filter), then check the owner
+    doc = db.api_tokens.find_one({"_id": oid}, {"user_email": 1})
+    if doc is None or doc.get("user_email") != email:
+        return False
+    return db.api_tokens.delete_one({"_id": oid}).deleted_count == 1
 
 
 def _aware(value: datetime | None) -> datetime | None:

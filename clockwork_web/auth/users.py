@@ -158,7 +158,9 @@ def row_from_mapping(data: Mapping[str, Any], where: str = "") -> UserRow:
     try:
         email = normalize_email(fields.get("email"))
         display_name = fields.get("display_name")
-        if display_name is not None and (not isinstance(display_name, str) or len(display_name) > 200):
+        if display_name is not None and (
+            not isinstance(display_name, str) or len(display_name) > 200
+        ):
             raise UserInputError(f"invalid display_name {display_name!r}")
         return UserRow(
             email=email,
@@ -199,7 +201,7 @@ def parse_json(text: str) -> list[UserRow]:
     if isinstance(data, Mapping) and isinstance(data.get("users"), list):
         data = data["users"]
     if not isinstance(data, list):
-        raise UserInputError("expected a list of users or {\"users\": [...]}")
+        raise UserInputError('expected a list of users or {"users": [...]}')
     return [row_from_mapping(item, f"item {i}") for i, item in enumerate(data)]
 
 
@@ -215,17 +217,13 @@ def list_users(db: Database[Any], limit: int = 0) -> list[dict[str, Any]]:
     return list(db.users.find({}, {"_id": 0}).sort("email", 1).limit(limit))
 
 
-def _check_accounts_free(
-    db: Database[Any], email: str, accounts: Mapping[str, str]
-) -> None:
+def _check_accounts_free(db: Database[Any], email: str, accounts: Mapping[str, str]) -> None:
     keys = account_keys(accounts)
     if not keys:
         return
-    other = db.users.find_one(
-        {"account_keys": {"$in": keys}, "email": {"$ne": email}},
-        {"email": 1, "account_keys": 1},
-    )
-    if other is not None:
+    for other in db.users.find({"account_keys": {"$in": keys}}, {"email": 1, "account_keys": 1}):
+        if other["email"] == email:
+            continue
         taken = sorted(set(keys) & set(other.get("account_keys", [])))
         raise UserInputError(f"cluster account(s) {', '.join(taken)} belong to {other['email']}")
 
@@ -234,17 +232,19 @@ def remap_jobs(
     db: Database[Any], email: str, old: Mapping[str, str], new: Mapping[str, str]
 ) -> int:
     """Point the jobs of the accounts ``email`` gained at them, and unmap the ones lost."""
+    # An account belongs to one user at most, so the jobs of an account ``email``
+    # loses are theirs: the filter stays on the (cluster, username) index.
     changed = 0
     for cluster, username in old.items():
         if new.get(cluster) != username:
             changed += db.jobs.update_many(
-                {"slurm.username": username, "slurm.cluster_name": cluster, "cw.user": email},
+                {"slurm.cluster_name": cluster, "slurm.username": username},
                 {"$set": {"cw.user": None}},
             ).modified_count
     for cluster, username in new.items():
         if old.get(cluster) != username:
             changed += db.jobs.update_many(
-                {"slurm.username": username, "slurm.cluster_name": cluster},
+                {"slurm.cluster_name": cluster, "slurm.username": username},
                 {"$set": {"cw.user": email}},
             ).modified_count
     return changed
@@ -310,7 +310,9 @@ def import_users(db: Database[Any], rows: list[UserRow]) -> dict[str, int]:
         seen[row.email] = i
         for key in account_keys(row.cluster_accounts or {}):
             if key in claimed:
-                raise UserInputError(f"cluster account {key} given to {claimed[key]} and {row.email}")
+                raise UserInputError(
+                    f"cluster account {key} given to {claimed[key]} and {row.email}"
+                )
             claimed[key] = row.email
     # accounts held in the database by users the file does not re-assign
     replaced = {row.email for row in rows if row.cluster_accounts is not None}
@@ -352,7 +354,9 @@ def _release_moved_accounts(db: Database[Any], row: UserRow, claimed: Mapping[st
 def set_roles(db: Database[Any], email: str, roles: Iterable[str]) -> bool:
     """Replace a user's roles; False if there is no such user."""
     parsed = parse_roles(list(roles))
-    result = db.users.update_one({"email": normalize_email(email)}, {"$set": {"roles": list(parsed)}})
+    result = db.users.update_one(
+        {"email": normalize_email(email)}, {"$set": {"roles": list(parsed)}}
+    )
     return result.matched_count == 1
 
 

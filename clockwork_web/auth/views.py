@@ -83,7 +83,7 @@ def login_oidc() -> Any:
     redirect_uri = get_config().web.base_url.rstrip("/") + url_for("auth.callback")
     try:
         return oidc.start_login(redirect_uri)
-    except Exception as exc:  # noqa: BLE001 - provider down, bad metadata
+    except Exception as exc:
         log.error("cannot reach the identity provider: %s: %s", type(exc).__name__, exc)
         return _refuse("The identity provider cannot be reached right now; try again later.", 503)
 

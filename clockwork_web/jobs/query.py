@@ -191,8 +191,9 @@ def reject_unknown(args: Mapping[str, list[str]], allowed: Iterable[str]) -> Non
                 "not a parameter: operators and brackets are not accepted in names",
                 param=key[:60],
             )
-        raise BadRequest(f"unknown parameter; expected one of {', '.join(sorted(allowed))}",
-                         param=key)
+        raise BadRequest(
+            f"unknown parameter; expected one of {', '.join(sorted(allowed))}", param=key
+        )
 
 
 def parse_job_filters(
@@ -212,9 +213,7 @@ def parse_job_filters(
         states = tuple(expand_states(list(states_raw)))
     except ValueError as exc:
         raise BadRequest(str(exc), param="state") from None
-    job_ids = tuple(
-        parse_int(v, "job_id", minimum=0) for v in parse_list(args, "job_id")
-    )
+    job_ids = tuple(parse_int(v, "job_id", minimum=0) for v in parse_list(args, "job_id"))
     array_raw = _scalar(args, "array_job_id")
     array_job_id = parse_int(array_raw, "array_job_id") if array_raw else None
     after_raw = _scalar(args, "submitted_after")
@@ -319,12 +318,11 @@ def build_job_query(
     query: dict[str, Any] = {}
     if not user.sees_all_jobs:
         query["cw.user"] = user.email
-        wanted_users = [u for u in filters.users]
-        if wanted_users and not any(u in (user.email,) for u in wanted_users):
-            # a user asking for someone else's jobs sees nothing, not an error:
+        emails = [u for u in filters.users if "@" in u]
+        if emails and user.email not in emails:
+            # asking for someone else's jobs gives nothing, not an error:
             # whether that someone exists is not theirs to learn
-            if not any("@" not in u for u in wanted_users):
-                return dict(NOTHING), _sort_of(filters, empty=False)
+            return dict(NOTHING), _sort_of(filters, empty=False)
     if filters.prop_matches is not None:
         pairs = filters.prop_matches
         if not pairs:
@@ -385,7 +383,28 @@ def build_job_query(
         query["slurm.submit_time"] = bounds
     if filters.name:
         query["slurm.name"] = {"$regex": re.escape(filters.name), "$options": "i"}
-    return query, _sort_of(filters, empty=not query)
+    return _ordered(query), _sort_of(filters, empty=not query)
+
+
+#: Clause order, most selective first: the embedded database plans a filter no
+#: compound index covers on its first clause that an index serves.
+CLAUSE_ORDER: tuple[str, ...] = (
+    "slurm.job_id",
+    "slurm.array_job_id",
+    "cw.user",
+    "slurm.username",
+    "slurm.cluster_name",
+    "slurm.job_state",
+    "slurm.submit_time",
+    "slurm.partition",
+    "slurm.account",
+    "slurm.name",
+)
+
+
+def _ordered(query: dict[str, Any]) -> dict[str, Any]:
+    rank = {key: i for i, key in enumerate(CLAUSE_ORDER)}
+    return dict(sorted(query.items(), key=lambda kv: rank.get(kv[0], len(rank))))
 
 
 def _sort_of(filters: JobFilters, *, empty: bool) -> list[tuple[str, int]]:

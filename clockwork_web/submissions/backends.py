@@ -305,8 +305,7 @@ class SshBackend:
         """Regular files under ``root`` (recursively, at most ``limit``), by SFTP."""
         client = self._connect(username)
         try:
-            sftp = client.open_sftp()
-            sftp.get_channel().settimeout(self.ssh.command_timeout_s)
+            sftp = self._sftp(client)
             found: list[FileEntry] = []
             stack = [root]
             while stack and len(found) < limit:
@@ -329,8 +328,7 @@ class SshBackend:
         """``(file size, bytes[start:start+length])`` by SFTP, as the user."""
         client = self._connect(username)
         try:
-            sftp = client.open_sftp()
-            sftp.get_channel().settimeout(self.ssh.command_timeout_s)
+            sftp = self._sftp(client)
             size = sftp.stat(path).st_size or 0
             with sftp.open(path, "rb") as fh:
                 fh.seek(start)
@@ -345,11 +343,21 @@ class SshBackend:
     def realpath(self, username: str, path: str) -> str:
         client = self._connect(username)
         try:
-            return client.open_sftp().normalize(path)
+            return self._sftp(client).normalize(path)
         except OSError:
             raise FileNotFoundError(path) from None
         finally:
             client.close()
+
+    def _sftp(self, client: Any) -> Any:
+        import paramiko
+
+        try:
+            sftp = client.open_sftp()
+        except (paramiko.SSHException, OSError) as exc:
+            raise BackendUnavailable(f"sftp to {self.ssh.host}: {exc}") from None
+        sftp.get_channel().settimeout(self.ssh.command_timeout_s)
+        return sftp
 
 
 # --------------------------------------------------------------------------- slurmrestd

@@ -21,29 +21,38 @@ class Input:
     """One input, with its first bytes available before parsing starts (for ``auto``)."""
 
     def __init__(self, data: Any) -> None:
+        self._data = data
         self._is_file = hasattr(data, "read")
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._head: bytes | None = None
         if self._is_file:
-            first = data.read(HEAD_SIZE)
-            rest: Iterator[Any] = iter(lambda: data.read(CHUNK_SIZE), first[:0])
-            self._items: Iterator[Any] = itertools.chain([first] if first else [], rest)
-            self.head = first if isinstance(first, bytes) else first.encode("utf-8", "replace")
+            self._items: Iterator[Any] = iter(lambda: data.read(CHUNK_SIZE), data.read(0))
         else:
             if isinstance(data, (str, bytes)):
                 raise TypeError("pass a file object or an iterable of lines, not one string")
-            iterator = iter(data)
-            head_items: list[Any] = []
-            size = 0
-            for item in iterator:
-                head_items.append(item)
-                size += len(item)
-                if size >= HEAD_SIZE:
-                    break
-            self._items = itertools.chain(head_items, iterator)
-            joined = [
-                i if isinstance(i, bytes) else i.encode("utf-8", "replace") for i in head_items
-            ]
-            self.head = b"\n".join(j.rstrip(b"\r\n") for j in joined)
+            self._items = iter(data)
+
+    @property
+    def head(self) -> bytes:
+        """The first few KB (read on first use, and still parsed afterwards)."""
+        if self._head is not None:
+            return self._head
+        if self._is_file:
+            first = self._data.read(HEAD_SIZE)
+            self._items = itertools.chain([first] if first else [], self._items)
+            self._head = first if isinstance(first, bytes) else first.encode("utf-8", "replace")
+            return self._head
+        head_items: list[Any] = []
+        size = 0
+        for item in self._items:
+            head_items.append(item)
+            size += len(item)
+            if size >= HEAD_SIZE:
+                break
+        self._items = itertools.chain(head_items, self._items)
+        joined = [i if isinstance(i, bytes) else i.encode("utf-8", "replace") for i in head_items]
+        self._head = b"\n".join(j.rstrip(b"\r\n") for j in joined)
+        return self._head
 
     def _text(self, item: Any) -> str:
         if isinstance(item, bytes):

@@ -9,9 +9,11 @@ Grammar::
 
 The delimiter is ``SACCT_DELIMITER`` (the unit separator, which no job name or
 path contains) in what the fetcher asks for, or ``|`` in plain ``--parsable2``
-files: it is read from the header. A ``|`` inside the *last* column (e.g.
-``SubmitLine``) is tolerated; elsewhere the line is reported as malformed.
-Without a header the columns are ``SACCT_FIELDS``.
+files: it is read from the header. When a ``|`` inside a free-text column
+(``JobName``, ``SubmitLine``, ...) gives a line too many fields, the one column
+that makes every typed column valid again takes them back; if none or several
+do, the line is reported as malformed. Without a header the columns are
+``SACCT_FIELDS``.
 
 sacct prints the steps of a job right after the job's line, so a job is
 yielded when the next job starts (or the input ends), with its steps folded
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, tzinfo
 
@@ -126,9 +129,51 @@ _KNOWN_FIELDS = frozenset(_WANTED) | {
     "UID",
 }
 
-_FREE_TEXT_LAST = frozenset(
-    {"SubmitLine", "Comment", "AdminComment", "SystemComment", "WorkDir", "JobName"}
+#: Columns where a "|" can appear (user-chosen text).
+_FREE_TEXT = (
+    "SubmitLine",
+    "JobName",
+    "WorkDir",
+    "Comment",
+    "AdminComment",
+    "SystemComment",
+    "Constraints",
+    "Container",
 )
+_TIME = r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d|Unknown|None|)"
+_COUNT = r"(\d+|UNLIMITED|Partition_Limit|)"
+_SPAN = r"((\d+-)?(\d+:)?\d+:\d+(\.\d+)?|UNLIMITED|Partition_Limit|INVALID|)"
+#: What typed columns look like: a line re-split with a "|" in the wrong column fails these.
+_SHAPES: dict[str, re.Pattern[str]] = {
+    name: re.compile(f"^{pattern}$")
+    for names, pattern in (
+        (("JobID",), r"\d+(_(\d+|\[[^\]]*\]))?(\+\d+)?(\.\w+)?"),
+        (("JobIDRaw",), r"\d+(\.\w+)?"),
+        (("State",), r"([A-Z_]+( by \d+)?)?"),
+        (("ExitCode", "DerivedExitCode"), r"(\d+:\d+)?"),
+        (("Submit", "Start", "End", "Eligible"), _TIME),
+        (
+            (
+                "ElapsedRaw",
+                "TimelimitRaw",
+                "NNodes",
+                "NCPUS",
+                "AllocCPUS",
+                "UID",
+                "GID",
+                "ReqCPUS",
+                "CPUTimeRAW",
+                "ResvCPURAW",
+            ),
+            _COUNT,
+        ),
+        (
+            ("Elapsed", "Timelimit", "TotalCPU", "SystemCPU", "UserCPU", "Suspended", "CPUTime"),
+            _SPAN,
+        ),
+    )
+    for name in names
+}
 _NULL_NODES = frozenset({"", "None assigned", "(null)"})
 
 
@@ -150,7 +195,9 @@ def _int(text: str, what: str) -> int | None:
     return int(text)
 
 
-def _parse_job_id(job_id: str, raw: str) -> tuple[int, int | None, int | None, int | None, int | None]:
+def _parse_job_id(
+    job_id: str, raw: str
+) -> tuple[int, int | None, int | None, int | None, int | None]:
     """``(job_id, array_job_id, array_task_id, het_job_id, het_job_offset)`` of a job line."""
     array_job_id = array_task_id = het_job_id = het_offset = None
     base = job_id
@@ -183,6 +230,31 @@ def _parse_job_id(job_id: str, raw: str) -> tuple[int, int | None, int | None, i
     return number, array_job_id, array_task_id, het_job_id, het_offset
 
 
+def _resplit(parts: list[str], header: list[str], delim: str) -> list[str] | None:
+    """Put the extra fields of a line back into the one free-text column they belong to.
+
+    Each free-text column is tried; the split is kept when every typed column
+    then has its shape. ``SubmitLine`` (shell pipes in ``--wrap``) wins a tie;
+    any other ambiguity gives ``None``.
+    """
+    extra = len(parts) - len(header)
+    checks = [(i, _SHAPES[name]) for i, name in enumerate(header) if name in _SHAPES]
+    valid: list[tuple[str, list[str]]] = []
+    for column in _FREE_TEXT:
+        if column not in header:
+            continue
+        at = header.index(column)
+        candidate = [*parts[:at], delim.join(parts[at : at + extra + 1]), *parts[at + extra + 1 :]]
+        if all(shape.match(candidate[i]) for i, shape in checks):
+            valid.append((column, candidate))
+    if len(valid) == 1:
+        return valid[0][1]
+    for column, candidate in valid:
+        if column == "SubmitLine":
+            return candidate
+    return None
+
+
 def parse_sacct_psv(
     lines: Iterator[str],
     *,
@@ -207,7 +279,6 @@ def parse_sacct_psv(
     delim = SACCT_DELIMITER
     width = 0
     getter = None
-    last_free = False
     job: Job | None = None
     job_raw = ""
     job_elapsed: float | None = None
@@ -230,18 +301,17 @@ def parse_sacct_psv(
                 fail("the header has no JobID column", line_no, line)
                 return
             getter = operator.itemgetter(*(index.get(name, width) for name in _WANTED))
-            last_free = header[-1] in _FREE_TEXT_LAST
             if header is fields:
                 continue
         parts = line.split(delim)
         if len(parts) != width:
-            if len(parts) > width and last_free:
-                parts = line.split(delim, width - 1)
-            elif parts == header:
-                continue  # a repeated header (concatenated reports)
-            else:
+            fixed = _resplit(parts, header, delim) if len(parts) > width else None
+            if fixed is None:
                 fail(f"{len(parts)} fields, expected {width}", line_no, line)
                 continue
+            parts = fixed
+        elif parts == header:
+            continue  # a repeated header (concatenated reports)
         parts.append("")
         (
             jid,

@@ -1,0 +1,1 @@
+"""Clusters: the configured ones with the freshness of their data."""

@@ -1,0 +1,1 @@
+"""GPU models and their specs."""

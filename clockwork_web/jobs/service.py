@@ -1,0 +1,344 @@
+"""Jobs: listing, one job, and the user props a job's owner attaches to it.
+
+Plain functions taking the database and the user (no Flask here). Visibility
+is decided by :mod:`clockwork_web.jobs.query`; a job the user may not see is
+reported as not found, so its existence is not revealed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from clockwork_web.errors import BadRequest, Conflict, Forbidden, NotFound
+from clockwork_web.jobs.query import (
+    JobFilters,
+    UserLike,
+    build_job_query,
+    check_prop_key,
+    prop_key_token,
+)
+
+#: What a job looks like in the API: Clockwork's bookkeeping of scrapes is dropped.
+JOB_PROJECTION: dict[str, int] = {"_id": 0, "cw.last_scrape_id": 0}
+
+#: Clauses that make a listing selective enough to need no submit-time window.
+SELECTIVE_CLAUSES = frozenset({"slurm.job_id", "slurm.array_job_id", "cw.user", "slurm.username"})
+
+#: Submit-time windows tried, newest first, before reading the whole index.
+WINDOW_START = timedelta(hours=2)
+WINDOW_GROWTH = 8
+WINDOW_MAX = timedelta(days=366 * 5)
+
+#: A count that took longer than this is reused for COUNT_TTL_S seconds.
+SLOW_COUNT_S = 0.05
+COUNT_TTL_S = 30.0
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing."""
+
+    items: list[dict[str, Any]]
+    total: int
+    page: int
+    per_page: int
+    has_next: bool
+
+
+# --------------------------------------------------------------------------- counting
+
+
+class _CountCache:
+    """Totals of broad listings, kept briefly: counting 100,000 jobs is slow."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, tuple[float, int]] = {}
+
+    def get(self, key: str) -> int | None:
+        with self._lock:
+            hit = self._values.get(key)
+            if hit and hit[0] > time.monotonic():
+                return hit[1]
+            return None
+
+    def put(self, key: str, value: int) -> None:
+        with self._lock:
+            if len(self._values) > 1000:
+                self._values.clear()
+            self._values[key] = (time.monotonic() + COUNT_TTL_S, value)
+
+
+_counts = _CountCache()
+
+
+def count_jobs(db: Database[Any], query: Mapping[str, Any]) -> int:
+    """The number of jobs matching ``query``; slow counts are cached briefly."""
+    key = f"{db.name}:{sorted(query.items())!r}"
+    cached = _counts.get(key)
+    if cached is not None:
+        return cached
+    started = time.monotonic()
+    if not query:
+        total = db.jobs.estimated_document_count()
+    else:
+        total = db.jobs.count_documents(dict(query))
+    if time.monotonic() - started > SLOW_COUNT_S:
+        _counts.put(key, total)
+    return total
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def _windowed_find(
+    db: Database[Any],
+    query: dict[str, Any],
+    sort: list[tuple[str, int]],
+    skip: int,
+    limit: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Newest-first listing read through growing submit-time windows.
+
+    The embedded database materializes every candidate before it sorts and
+    limits; reading the newest 2 h, 16 h, ... first keeps a page of 50 to a few
+    hundred documents instead of the whole collection.
+    """
+    bounds = dict(query.get("slurm.submit_time") or {})
+    rest = {k: v for k, v in query.items() if k != "slurm.submit_time"}
+    width = WINDOW_START
+    floor = bounds.get("$gte")
+    while width <= WINDOW_MAX:
+        low = now - width
+        if floor is not None and low <= floor:
+            break
+        window = {**bounds, "$gte": low}
+        # the window first: it is the clause the database plans on
+        windowed = {"slurm.submit_time": window, **rest}
+        docs = list(db.jobs.find(windowed, JOB_PROJECTION).sort(sort).skip(skip).limit(limit))
+        if len(docs) >= limit:
+            return docs
+        width *= WINDOW_GROWTH
+    return list(db.jobs.find(query, JOB_PROJECTION).sort(sort).skip(skip).limit(limit))
+
+
+def _needs_window(query: Mapping[str, Any], sort: list[tuple[str, int]]) -> bool:
+    """Newest-first listings with no selective clause go through windows."""
+    return sort[0] == ("slurm.submit_time", -1) and not SELECTIVE_CLAUSES & set(query)
+
+
+def list_jobs(
+    db: Database[Any],
+    filters: JobFilters,
+    user: UserLike,
+    *,
+    known_clusters: Iterable[str] | None = None,
+    now: datetime | None = None,
+) -> Page:
+    """One page of the jobs ``user`` may see that match ``filters``."""
+    if filters.prop_name is not None:
+        filters = replace(filters, prop_matches=_prop_matches(db, filters, user))
+    query, sort = build_job_query(filters, user, known_clusters=known_clusters)
+    limit = filters.per_page + 1
+    if _needs_window(query, sort):
+        docs = _windowed_find(db, query, sort, filters.skip, limit, now or datetime.now(UTC))
+    else:
+        docs = list(db.jobs.find(query, JOB_PROJECTION).sort(sort).skip(filters.skip).limit(limit))
+    has_next = len(docs) > filters.per_page
+    items = docs[: filters.per_page]
+    if not has_next and (items or filters.page == 1):
+        total = filters.skip + len(items)
+    else:
+        total = count_jobs(db, query)
+    return Page(
+        items=items, total=total, page=filters.page, per_page=filters.per_page, has_next=has_next
+    )
+
+
+def _prop_matches(
+    db: Database[Any], filters: JobFilters, user: UserLike
+) -> tuple[tuple[str, int], ...]:
+    """The (cluster, job_id) of ``user``'s jobs carrying the wanted prop."""
+    name = filters.prop_name or ""
+    token = name if filters.prop_value is None else prop_key_token(name, filters.prop_value)
+    cursor = db.job_user_props.find(
+        {"user_email": user.email, "prop_keys": token},
+        {"_id": 0, "cluster_name": 1, "job_id": 1},
+    ).limit(10_000)
+    return tuple((d["cluster_name"], d["job_id"]) for d in cursor)
+
+
+# --------------------------------------------------------------------------- one job
+
+
+def _visible(doc: Mapping[str, Any], user: UserLike) -> bool:
+    if user.sees_all_jobs:
+        return True
+    return (doc.get("cw") or {}).get("user") == user.email and (
+        doc["slurm"]["cluster_name"] in user.clusters
+    )
+
+
+def find_job(db: Database[Any], cluster: str, job_id: int, user: UserLike) -> dict[str, Any]:
+    """The job ``(cluster, job_id)`` as the API shows it; NotFound if invisible."""
+    doc = db.jobs.find_one({"slurm.cluster_name": cluster, "slurm.job_id": job_id}, JOB_PROJECTION)
+    if doc is None or not _visible(doc, user):
+        raise NotFound(f"no job {job_id} on cluster {cluster}")
+    return doc
+
+
+def get_job(db: Database[Any], cluster: str, job_id: int, user: UserLike) -> dict[str, Any]:
+    """The job with the caller's own props on it under ``user_props``."""
+    doc = find_job(db, cluster, job_id, user)
+    doc["user_props"] = get_props(db, cluster, job_id, user, check_job=False)
+    return doc
+
+
+# --------------------------------------------------------------------------- props
+
+
+def _props_key(cluster: str, job_id: int, email: str) -> dict[str, Any]:
+    return {"cluster_name": cluster, "job_id": job_id, "user_email": email}
+
+
+def get_props(
+    db: Database[Any], cluster: str, job_id: int, user: UserLike, *, check_job: bool = True
+) -> dict[str, Any]:
+    """The props ``user`` attached to the job (empty if none)."""
+    if check_job:
+        find_job(db, cluster, job_id, user)
+    doc = db.job_user_props.find_one(_props_key(cluster, job_id, user.email), {"props": 1})
+    return dict(doc["props"]) if doc else {}
+
+
+def props_size(props: Mapping[str, Any]) -> int:
+    """Bytes of the props as compact JSON: what the size limit applies to."""
+    return len(json.dumps(props, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def prop_keys_of(props: Mapping[str, Any]) -> list[str]:
+    """``prop_keys``: each name alone and ``name=value``, for indexed filtering."""
+    keys: list[str] = []
+    for name, value in props.items():
+        keys.append(name)
+        keys.append(prop_key_token(name, value))
+    return keys
+
+
+def _owned_job(db: Database[Any], cluster: str, job_id: int, user: UserLike) -> None:
+    doc = find_job(db, cluster, job_id, user)
+    if (doc.get("cw") or {}).get("user") != user.email:
+        raise Forbidden("only the job's owner may change its props")
+
+
+def _check_updates(updates: Any) -> dict[str, Any]:
+    if not isinstance(updates, Mapping):
+        raise BadRequest("must be a JSON object of prop names to values", param="props")
+    for key, value in updates.items():
+        check_prop_key(key)
+        _check_json_value(value, key, depth=0)
+    return dict(updates)
+
+
+def _check_json_value(value: Any, key: str, depth: int) -> None:
+    if depth > 10:
+        raise BadRequest(f"value of {key!r} is nested too deeply", param="props")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str) or k.startswith("$") or "." in k or "\x00" in k:
+                raise BadRequest(
+                    f"value of {key!r} has an invalid key: no '.', NUL or leading '$'",
+                    param="props",
+                )
+            _check_json_value(v, key, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_json_value(v, key, depth + 1)
+
+
+def _write_props(
+    db: Database[Any],
+    cluster: str,
+    job_id: int,
+    user: UserLike,
+    change: Any,
+    max_bytes: int,
+) -> dict[str, Any]:
+    """Apply ``change(props) -> props`` atomically (compare-and-set on a version)."""
+    key = _props_key(cluster, job_id, user.email)
+    for _attempt in range(10):
+        current = db.job_user_props.find_one(key)
+        old = dict(current["props"]) if current else {}
+        new = change(dict(old))
+        if props_size(new) > max_bytes:
+            raise BadRequest(
+                f"the job's props would take {props_size(new)} bytes; the limit is {max_bytes}",
+                param="props",
+            )
+        now = datetime.now(UTC)
+        fields = {"props": new, "prop_keys": prop_keys_of(new), "updated_at": now}
+        if current is None:
+            if not new:
+                return new
+            try:
+                db.job_user_props.insert_one({**key, **fields, "version": 1})
+            except DuplicateKeyError:
+                continue
+            return new
+        result = db.job_user_props.update_one(
+            {"_id": current["_id"], "version": current.get("version", 0)},
+            {"$set": fields, "$inc": {"version": 1}},
+        )
+        if result.matched_count == 1:
+            return new
+    raise Conflict("the props changed concurrently too often; try again")
+
+
+def update_props(
+    db: Database[Any],
+    cluster: str,
+    job_id: int,
+    user: UserLike,
+    updates: Any,
+    *,
+    max_bytes: int,
+) -> dict[str, Any]:
+    """Merge ``updates`` into the owner's props of the job; returns the new props."""
+    updates = _check_updates(updates)
+    _owned_job(db, cluster, job_id, user)
+    return _write_props(db, cluster, job_id, user, lambda props: {**props, **updates}, max_bytes)
+
+
+def delete_props(
+    db: Database[Any],
+    cluster: str,
+    job_id: int,
+    user: UserLike,
+    keys: Any,
+    *,
+    max_bytes: int,
+) -> dict[str, Any]:
+    """Remove the props named in ``keys`` (all of them if ``keys`` is None)."""
+    if keys is not None:
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise BadRequest("must be a list of prop names", param="keys")
+        for k in keys:
+            check_prop_key(k, "keys")
+    _owned_job(db, cluster, job_id, user)
+
+    def change(props: dict[str, Any]) -> dict[str, Any]:
+        if keys is None:
+            return {}
+        return {k: v for k, v in props.items() if k not in set(keys)}
+
+    return _write_props(db, cluster, job_id, user, change, max_bytes)

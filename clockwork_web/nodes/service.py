@@ -1,0 +1,110 @@
+"""Nodes: listing and one node. Plain functions over the ``nodes`` collection.
+
+A user sees the nodes of the clusters they have an account on; staff and
+admins see every node.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.database import Database
+
+from clockwork_web.errors import BadRequest, NotFound
+from clockwork_web.jobs.query import (
+    MAX_PER_PAGE,
+    UserLike,
+    parse_int,
+    parse_list,
+    reject_unknown,
+)
+from clockwork_web.jobs.service import Page
+
+NODE_PARAMS = frozenset({"cluster", "state", "name", "page", "per_page"})
+NODE_PROJECTION: dict[str, int] = {"_id": 0, "cw.last_scrape_id": 0}
+NODE_SORT: list[tuple[str, int]] = [("slurm.cluster_name", 1), ("slurm.name", 1)]
+
+
+@dataclass(frozen=True)
+class NodeFilters:
+    clusters: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+    name: str | None = None
+    page: int = 1
+    per_page: int = 50
+
+
+def parse_node_filters(args: Mapping[str, list[str]], *, per_page_default: int = 50) -> NodeFilters:
+    """Validate the parameters of ``GET /api/v1/nodes``."""
+    reject_unknown(args, NODE_PARAMS)
+    names = parse_list(args, "name")
+    if len(names) > 1:
+        raise BadRequest("give one name (a substring)", param="name")
+    page = parse_list(args, "page")
+    per_page = parse_list(args, "per_page")
+    return NodeFilters(
+        clusters=parse_list(args, "cluster"),
+        states=tuple(s.lower() for s in parse_list(args, "state")),
+        name=names[0] if names else None,
+        page=parse_int(page[0], "page", minimum=1, maximum=1_000_000) if page else 1,
+        per_page=(
+            parse_int(per_page[0], "per_page", minimum=1, maximum=MAX_PER_PAGE)
+            if per_page
+            else per_page_default
+        ),
+    )
+
+
+def build_node_query(filters: NodeFilters, user: UserLike) -> dict[str, Any]:
+    """A flat filter: the cluster clause first (it rides the node key index)."""
+    query: dict[str, Any] = {}
+    clusters: set[str] | None = set(filters.clusters) if filters.clusters else None
+    if not user.sees_all_jobs:
+        clusters = set(user.clusters) if clusters is None else clusters & set(user.clusters)
+    if clusters is not None:
+        query["slurm.cluster_name"] = {"$in": sorted(clusters)}
+    if filters.states:
+        query["slurm.state"] = {"$in": list(filters.states)}
+    if filters.name:
+        query["slurm.name"] = {"$regex": re.escape(filters.name), "$options": "i"}
+    return query
+
+
+def list_nodes(db: Database[Any], filters: NodeFilters, user: UserLike) -> Page:
+    """One page of the nodes ``user`` may see."""
+    query = build_node_query(filters, user)
+    skip = (filters.page - 1) * filters.per_page
+    docs = list(
+        db.nodes.find(query, NODE_PROJECTION).sort(NODE_SORT).skip(skip).limit(filters.per_page + 1)
+    )
+    has_next = len(docs) > filters.per_page
+    items = docs[: filters.per_page]
+    if not has_next and (items or filters.page == 1):
+        total = skip + len(items)
+    else:
+        total = db.nodes.count_documents(query) if query else db.nodes.estimated_document_count()
+    return Page(
+        items=items, total=total, page=filters.page, per_page=filters.per_page, has_next=has_next
+    )
+
+
+def all_nodes(
+    db: Database[Any], user: UserLike, cluster: str | None = None, limit: int = 20_000
+) -> list[dict[str, Any]]:
+    """Every node ``user`` may see (bounded), for the original API's unpaginated list."""
+    filters = NodeFilters(clusters=(cluster,) if cluster else ())
+    query = build_node_query(filters, user)
+    return list(db.nodes.find(query, NODE_PROJECTION).sort(NODE_SORT).limit(limit))
+
+
+def get_node(db: Database[Any], cluster: str, name: str, user: UserLike) -> dict[str, Any]:
+    """The node ``name`` of ``cluster``; NotFound if absent or on a hidden cluster."""
+    if not user.sees_all_jobs and cluster not in user.clusters:
+        raise NotFound(f"no node {name} on cluster {cluster}")
+    doc = db.nodes.find_one({"slurm.cluster_name": cluster, "slurm.name": name}, NODE_PROJECTION)
+    if doc is None:
+        raise NotFound(f"no node {name} on cluster {cluster}")
+    return doc

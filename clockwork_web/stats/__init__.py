@@ -1,0 +1,1 @@
+"""Usage statistics: CPU-hours and GPU-hours over a period."""
