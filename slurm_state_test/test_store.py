@@ -62,16 +62,25 @@ def test_new_jobs_are_inserted_whole_with_mapped_users(db: Database[Any]) -> Non
     assert db.job_events.estimated_document_count() == 0
 
 
-def test_rescrape_unchanged_writes_nothing_for_final_jobs(db: Database[Any]) -> None:
-    jobs = [job(1), job(2, "RUNNING"), job(3, "COMPLETED")]
+def test_rescrape_of_unchanged_jobs_writes_nothing(db: Database[Any]) -> None:
+    jobs = [job(1), job(2, "RUNNING"), job(3, "COMPLETED"), job(2500, "RUNNING")]
     run(db, jobs)
+    assert db.job_digests.estimated_document_count() == 2  # ids 1-3 and 2500
     later = T0 + timedelta(minutes=5)
     counts = run(db, jobs, now=later)
-    assert (counts.jobs_new, counts.jobs_updated, counts.jobs_unchanged) == (0, 0, 3)
+    assert (counts.jobs_new, counts.jobs_updated, counts.jobs_unchanged) == (0, 0, 4)
     assert counts.events == 0
-    assert stored(db, 1)["cw"]["last_seen"] == later  # live jobs: last_seen bumped
-    assert stored(db, 2)["cw"]["last_seen"] == later
-    assert stored(db, 3)["cw"]["last_seen"] == T0  # final and unchanged: not written
+    for job_id in (1, 2, 3):  # not even last_seen: an unchanged job is not written
+        assert stored(db, job_id)["cw"]["last_seen"] == T0
+    # losing the digests only costs one full diff
+    db.job_digests.drop()
+    counts = run(db, jobs, now=later)
+    assert (counts.jobs_updated, counts.jobs_unchanged) == (0, 4)
+    assert db.job_digests.estimated_document_count() == 2
+    # a job document deleted behind the store's back comes back once digests go too
+    db.jobs.delete_one({"slurm.job_id": 3})
+    db.job_digests.drop()
+    assert run(db, jobs, now=later).jobs_new == 1
 
 
 def test_changes_set_only_changed_fields_and_emit_events(db: Database[Any]) -> None:
