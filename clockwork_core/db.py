@@ -106,10 +106,29 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "submissions": [
         IndexModel([("uuid", _ASC)], unique=True, name="uuid"),
+        # optimistic state changes: {uuid, state} (the embedded planner needs both keys)
+        IndexModel([("uuid", _ASC), ("state", _ASC)], name="uuid_state"),
         IndexModel([("user_email", _ASC), ("created_at", _DESC)], name="user_submissions"),
         IndexModel([("cluster_name", _ASC), ("job_id", _ASC)], name="submission_job"),
         IndexModel([("state", _ASC), ("updated_at", _ASC)], name="submission_state"),
         IndexModel([("state", _ASC), ("next_attempt", _ASC)], name="submission_retry"),
+        # the list filters (state, cluster) of GET /api/v1/submissions
+        IndexModel(
+            [("user_email", _ASC), ("state", _ASC), ("created_at", _DESC)], name="user_state"
+        ),
+        IndexModel(
+            [("user_email", _ASC), ("cluster_name", _ASC), ("created_at", _DESC)],
+            name="user_cluster",
+        ),
+        IndexModel(
+            [
+                ("user_email", _ASC),
+                ("cluster_name", _ASC),
+                ("state", _ASC),
+                ("created_at", _DESC),
+            ],
+            name="user_cluster_state",
+        ),
     ],
     "job_events": [
         IndexModel([("delivered", _ASC), ("time", _ASC)], name="pending_events"),
@@ -117,6 +136,15 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "deliveries": [
         IndexModel([("event_id", _ASC), ("channel", _ASC)], unique=True, name="delivery_key"),
+        # the notifier's claims: a due pending delivery, a stale sending one
+        IndexModel(
+            [("event_id", _ASC), ("channel", _ASC), ("status", _ASC), ("next_attempt", _ASC)],
+            name="delivery_claim",
+        ),
+        IndexModel(
+            [("event_id", _ASC), ("channel", _ASC), ("status", _ASC), ("lease_until", _ASC)],
+            name="delivery_stale",
+        ),
         IndexModel([("status", _ASC), ("next_attempt", _ASC)], name="retry_queue"),
     ],
     "cluster_status": [

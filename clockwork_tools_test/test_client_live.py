@@ -294,3 +294,19 @@ def test_environment_configuration(server: LiveServer, monkeypatch: pytest.Monke
     monkeypatch.setenv("CLOCKWORK_API_KEY", server.token(STUDENT))
     with cw.Client() as client:  # the original's variables: HTTP Basic
         assert client.me().email == STUDENT
+
+
+def test_tokens_create_use_revoke(server: LiveServer, student: cw.Client) -> None:
+    new = student.create_token("from-tests", expires_days=1)
+    assert isinstance(new, cw.Token) and new.token.startswith("cw_") and new.expires_at
+    assert new.id in {t.id for t in student.tokens()}
+    assert all(t.token is None for t in student.tokens())  # never shown again
+    with cw.Client(server.url, new.token, env={}, config_file=NO_FILE) as fresh:
+        assert fresh.me().email == STUDENT
+        student.revoke_token(new.id)
+        with pytest.raises(cw.AuthenticationError):
+            fresh.me()
+    with pytest.raises(cw.NotFoundError):
+        student.revoke_token(new.id)
+    with pytest.raises(cw.BadRequestError, match="name"):
+        student.create_token("")

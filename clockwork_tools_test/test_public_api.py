@@ -29,6 +29,7 @@ EXPECTED = [
     "ServerError",
     "Submission",
     "Timeout",
+    "Token",
     "TransportError",
     "Usage",
     "User",
@@ -41,6 +42,7 @@ CLIENT_METHODS = {
     "nodes", "iter_nodes", "node", "gpus", "clusters", "me", "usage", "submit",
     "cancel", "adopt", "submissions", "iter_submissions", "submission", "files",
     "read_file", "download", "current_job", "token_check", "request", "close",
+    "tokens", "create_token", "revoke_token",
 }  # fmt: skip
 
 COMPAT_METHODS = {

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from pymongo.database import Database
@@ -57,13 +55,9 @@ def token_headers(db: Database[Any], email: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.fixture
-def make_client(db: Database[Any]) -> Iterator[Any]:
-    """``make_client(config) -> (app, client)``: the real app on this test's database."""
+def make_client(config: Config) -> tuple[Flask, FlaskClient]:
+    """The real app for ``config`` and its test client."""
     from clockwork_web import create_app
 
-    def make(config: Config) -> tuple[Flask, FlaskClient]:
-        app = create_app(config, {"TESTING": True})
-        return app, app.test_client()
-
-    yield make
+    app = create_app(config, {"TESTING": True})
+    return app, app.test_client()

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pymongo.database import Database
 
 from clockwork_core.config import Config, load_config
@@ -100,9 +99,9 @@ def add_submission(db: Database[Any], job_id: int, notification: dict[str, Any])
 def test_every_channel_delivers_once(
     config: Config,
     db: Database[Any],
-    smtp_server: SmtpServer,
-    http_receiver: HttpReceiver,
-    rabbitmq_queue: RabbitQueue,
+    smtp_server: SmtpServer,  # noqa: F811 (fixture)
+    http_receiver: HttpReceiver,  # noqa: F811 (fixture)
+    rabbitmq_queue: RabbitQueue,  # noqa: F811 (fixture)
 ) -> None:
     cfg = notify_config(
         config,
@@ -159,7 +158,10 @@ def test_every_channel_delivers_once(
 
 
 def test_a_failing_channel_is_retried_with_backoff_and_holds_back_no_other(
-    config: Config, db: Database[Any], smtp_server: SmtpServer, http_receiver: HttpReceiver
+    config: Config,
+    db: Database[Any],
+    smtp_server: SmtpServer,
+    http_receiver: HttpReceiver,  # noqa: F811 (fixture)
 ) -> None:
     cfg = notify_config(config, smtp_server, http_receiver)
     add_submission(
@@ -195,7 +197,7 @@ def test_a_failing_channel_is_retried_with_backoff_and_holds_back_no_other(
 
 
 def test_gives_up_after_max_attempts_and_on_permanent_errors(
-    config: Config, db: Database[Any], http_receiver: HttpReceiver
+    config: Config, db: Database[Any], http_receiver: HttpReceiver  # noqa: F811 (fixture)
 ) -> None:
     cfg = notify_config(config, None, http_receiver, max_attempts=2, backoff_base_s=0.001)
     add_submission(
@@ -221,7 +223,7 @@ def test_gives_up_after_max_attempts_and_on_permanent_errors(
 
 
 def test_user_default_and_events_nobody_asked_about(
-    config: Config, db: Database[Any], http_receiver: HttpReceiver
+    config: Config, db: Database[Any], http_receiver: HttpReceiver  # noqa: F811 (fixture)
 ) -> None:
     cfg = notify_config(config, None, http_receiver)
     db.users.insert_one(
@@ -247,7 +249,10 @@ def test_user_default_and_events_nobody_asked_about(
 
 
 def test_stale_sending_resends_idempotent_channels_only(
-    config: Config, db: Database[Any], smtp_server: SmtpServer, http_receiver: HttpReceiver
+    config: Config,
+    db: Database[Any],
+    smtp_server: SmtpServer,
+    http_receiver: HttpReceiver,  # noqa: F811 (fixture)
 ) -> None:
     cfg = notify_config(config, smtp_server, http_receiver, lease_s=5)
     add_submission(
@@ -282,8 +287,7 @@ def test_stale_sending_resends_idempotent_channels_only(
 
 def _write_config(path: Path, cfg: Config) -> None:
     n = cfg.notifications
-    path.write_text(
-        f"""
+    path.write_text(f"""
 [database]
 uri = "{cfg.database.uri}"
 name = "{cfg.database.name}"
@@ -302,8 +306,7 @@ timeout_s = 5.0
 secret = "{SECRET}"
 timeout_s = 30.0
 allowed_url_prefixes = ["http://127.0.0.1:"]
-"""
-    )
+""")
 
 
 def _notifier(config_file: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -320,8 +323,8 @@ def _notifier(config_file: Path, *args: str) -> subprocess.Popen[bytes]:
 def test_killed_mid_delivery_and_restarted_sends_each_notification_once(
     config: Config,
     db: Database[Any],
-    smtp_server: SmtpServer,
-    http_receiver: HttpReceiver,
+    smtp_server: SmtpServer,  # noqa: F811 (fixture)
+    http_receiver: HttpReceiver,  # noqa: F811 (fixture)
     tmp_path: Path,
 ) -> None:
     cfg = notify_config(config, smtp_server, http_receiver)

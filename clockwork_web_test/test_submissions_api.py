@@ -14,7 +14,7 @@ from pymongo.database import Database
 
 from clockwork_core.config import Config
 from clockwork_web.submissions import service
-from clockwork_web_test.submissions_fixtures import (  # noqa: F401  (fixture)
+from clockwork_web_test.submissions_fixtures import (
     ALICE,
     BOB,
     STAFF,
@@ -27,7 +27,7 @@ from test_common.receivers import free_port
 
 
 @pytest.fixture
-def setup(config: Config, db: Database[Any], make_client: Any, tmp_path: Any) -> dict[str, Any]:
+def setup(config: Config, db: Database[Any], tmp_path: Any) -> dict[str, Any]:
     key = tmp_path / "jwt.key"
     key.write_bytes(b"k" * 32)
     cfg = submit_config(
@@ -47,7 +47,7 @@ def setup(config: Config, db: Database[Any], make_client: Any, tmp_path: Any) ->
     add_user(db, ALICE, {"testcluster": "alice"})
     add_user(db, BOB, {"testcluster": "bob", "other": "bob"})
     add_user(db, STAFF, {}, roles=("staff",))
-    app, client = make_client(cfg)
+    _, client = make_client(cfg)
     return {
         "config": cfg,
         "client": client,
@@ -105,9 +105,7 @@ def test_option_outside_the_allow_list_is_a_400_naming_it(setup: dict[str, Any])
     assert r.status_code == 400 and r.json["error"]["message"].startswith("slurm.time:")
 
 
-def test_identity_comes_from_the_user_record_only(
-    setup: dict[str, Any], db: Database[Any]
-) -> None:
+def test_identity_comes_from_the_user_record_only(setup: dict[str, Any], db: Database[Any]) -> None:
     client = setup["client"]
     # a username in the body is not a field of the API at all
     r = client.post("/api/v1/submissions", json=task(username="bob"), headers=setup["alice"])
@@ -194,11 +192,20 @@ def test_proxy_interface(setup: dict[str, Any], db: Database[Any]) -> None:
     # monitor someone else's job (known from the scraped jobs): 403
     db.jobs.insert_one(
         {
-            "slurm": {"cluster_name": "testcluster", "job_id": 77, "username": "bob", "job_state": "RUNNING"},
+            "slurm": {
+                "cluster_name": "testcluster",
+                "job_id": 77,
+                "username": "bob",
+                "job_state": "RUNNING",
+            },
             "cw": {"user": BOB},
         }
     )
-    r = client.post("/monitor", json={"task": {"slurm_job_id": 77, "cluster": "testcluster"}}, headers=setup["alice"])
+    r = client.post(
+        "/monitor",
+        json={"task": {"slurm_job_id": 77, "cluster": "testcluster"}},
+        headers=setup["alice"],
+    )
     assert r.status_code == 403
     r = client.post(
         "/monitor",
@@ -207,20 +214,25 @@ def test_proxy_interface(setup: dict[str, Any], db: Database[Any]) -> None:
     )
     assert r.status_code == 403  # task.username must be the caller's own
     r = client.post(
-        "/monitor", json={"task": {"slurm_job_id": 77, "cluster": "testcluster"}}, headers=setup["bob"]
+        "/monitor",
+        json={"task": {"slurm_job_id": 77, "cluster": "testcluster"}},
+        headers=setup["bob"],
     )
     assert r.status_code == 201 and r.json["state"] == "RUNNING"
     r = client.get("/monitor/slurm_job_id/77?cluster=testcluster", headers=setup["bob"])
     assert r.status_code == 200 and r.json["task_uuid"] == r.json["submission"]["uuid"]
 
 
-def test_adopted_job_follows_the_scraped_state(
-    setup: dict[str, Any], db: Database[Any]
-) -> None:
+def test_adopted_job_follows_the_scraped_state(setup: dict[str, Any], db: Database[Any]) -> None:
     client = setup["client"]
     db.jobs.insert_one(
         {
-            "slurm": {"cluster_name": "testcluster", "job_id": 88, "username": "alice", "job_state": "PENDING"},
+            "slurm": {
+                "cluster_name": "testcluster",
+                "job_id": 88,
+                "username": "alice",
+                "job_state": "PENDING",
+            },
             "cw": {"user": ALICE},
         }
     )
@@ -230,14 +242,23 @@ def test_adopted_job_follows_the_scraped_state(
         headers=setup["alice"],
     )
     assert r.status_code == 201 and r.json["state"] == "SUBMITTED"
-    again = client.post("/api/v1/monitor", json={"cluster": "testcluster", "job_id": 88}, headers=setup["alice"])
+    again = client.post(
+        "/api/v1/monitor", json={"cluster": "testcluster", "job_id": 88}, headers=setup["alice"]
+    )
     assert again.status_code == 409
-    for slurm_state, expected in [("RUNNING", "RUNNING"), ("SUSPENDED", "SUSPENDED"), ("OUT_OF_MEMORY", "OUT_OF_MEMORY")]:
+    for slurm_state, expected in [
+        ("RUNNING", "RUNNING"),
+        ("SUSPENDED", "SUSPENDED"),
+        ("OUT_OF_MEMORY", "OUT_OF_MEMORY"),
+    ]:
         db.jobs.update_one({"slurm.job_id": 88}, {"$set": {"slurm.job_state": slurm_state}})
         r = client.get("/api/v1/submissions/m-88", headers=setup["alice"])
         assert r.json["state"] == expected
     db.jobs.update_one({"slurm.job_id": 88}, {"$set": {"slurm.job_state": "RUNNING"}})
-    assert client.get("/api/v1/submissions/m-88", headers=setup["alice"]).json["state"] == "OUT_OF_MEMORY"
+    assert (
+        client.get("/api/v1/submissions/m-88", headers=setup["alice"]).json["state"]
+        == "OUT_OF_MEMORY"
+    )
 
 
 def test_sync_states_and_retry_pending_leave_unreachable_ones_pending(

@@ -13,7 +13,7 @@ from pymongo.database import Database
 
 from clockwork_core.config import Config
 from clockwork_web.submissions.files import parse_range
-from clockwork_web_test.submissions_fixtures import (  # noqa: F401  (fixture)
+from clockwork_web_test.submissions_fixtures import (
     ALICE,
     BOB,
     add_user,
@@ -26,7 +26,7 @@ ME = pwd.getpwuid(os.geteuid()).pw_name  # the files below belong to the test's 
 
 
 @pytest.fixture
-def job(config: Config, db: Database[Any], make_client: Any, tmp_path: Path) -> dict[str, Any]:
+def job(config: Config, db: Database[Any], tmp_path: Path) -> dict[str, Any]:
     root = tmp_path / "outputs"
     outdir = root / "run1"
     (outdir / "sub").mkdir(parents=True)

@@ -127,7 +127,11 @@ def test_template_defaults_and_sbatch_args(cfg: Config) -> None:
         cfg,
     )
     assert task.uuid == "abc-1"
-    assert task.script.splitlines() == ["#!/bin/bash", "module load cuda", "python train.py --lr 0.1"]
+    assert task.script.splitlines() == [
+        "#!/bin/bash",
+        "module load cuda",
+        "python train.py --lr 0.1",
+    ]
     assert sbatch_args(task) == [
         "--parsable",
         "--job-name=train",
@@ -184,7 +188,11 @@ def test_jwt_is_hs256_with_sun() -> None:
     token = mint_jwt(b"k" * 32, "alice", 300, now=1000)
     head, claims, sig = token.split(".")
     padded = claims + "=" * (-len(claims) % 4)
-    assert json.loads(base64.urlsafe_b64decode(padded)) == {"iat": 1000, "exp": 1300, "sun": "alice"}
+    assert json.loads(base64.urlsafe_b64decode(padded)) == {
+        "iat": 1000,
+        "exp": 1300,
+        "sun": "alice",
+    }
     expected = hmac.new(b"k" * 32, f"{head}.{claims}".encode(), hashlib.sha256).digest()
     assert base64.urlsafe_b64encode(expected).rstrip(b"=").decode() == sig
 

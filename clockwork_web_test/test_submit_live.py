@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,9 @@ from pymongo.database import Database
 from clockwork_core.config import Config
 from clockwork_web.notify.channels import SIGNATURE_HEADER, verify
 from clockwork_web.notify.notifier import run_once
+from clockwork_web.submissions import service
 from clockwork_web.submissions.service import FINAL_STATES
-from clockwork_web_test.submissions_fixtures import (  # noqa: F401  (fixture)
+from clockwork_web_test.submissions_fixtures import (
     ALICE,
     BOB,
     add_user,
@@ -148,9 +150,8 @@ def workdir() -> Iterator[Path]:
 def test_live_submit_follow_cancel_read_and_notify(
     config: Config,
     db: Database[Any],
-    make_client: Any,
-    smtp_server: SmtpServer,
-    http_receiver: HttpReceiver,
+    smtp_server: SmtpServer,  # noqa: F811 (fixture)
+    http_receiver: HttpReceiver,  # noqa: F811 (fixture)
     alice_sshd: UserSshd,
     workdir: Path,
 ) -> None:
@@ -158,40 +159,51 @@ def test_live_submit_follow_cancel_read_and_notify(
 
     rabbit_reason = rabbitmq_unavailable()
     rabbit = None if rabbit_reason else RabbitQueue(RABBITMQ_URL, f"cw.live.{uuid.uuid4().hex[:8]}")
-    cfg = submit_config(
-        config,
-        clusters={
-            "testcluster": {"submit": {"backend": "local", "output_roots": [str(workdir)]}},
-            "viarest": {
-                "submit": {
-                    "backend": "slurmrestd",
-                    "rest_url": REST_URL,
-                    "jwt_key_file": JWT_KEY,
-                    "output_roots": [str(workdir)],
-                }
-            },
-            "viassh": {
-                "ssh": {
-                    "host": "127.0.0.1",
-                    "port": alice_sshd.port,
-                    "user": "alice",
-                    "key_file": str(alice_sshd.key_file),
-                    "known_hosts": str(alice_sshd.known_hosts),
-                },
-                "submit": {"backend": "ssh"},
-            },
+    rest_submit = {
+        "backend": "slurmrestd",
+        "rest_url": REST_URL,
+        "jwt_key_file": JWT_KEY,
+        "output_roots": [str(workdir)],
+    }
+    clusters = {
+        "testcluster": {"submit": {"backend": "local", "output_roots": [str(workdir)]}},
+        # the same Slurm through slurmrestd, but at a closed port: unreachable
+        "restlater": {"submit": {**rest_submit, "rest_url": f"http://127.0.0.1:{free_port()}"}},
+        "viarest": {
+            "submit": {
+                "backend": "slurmrestd",
+                "rest_url": REST_URL,
+                "jwt_key_file": JWT_KEY,
+                "output_roots": [str(workdir)],
+            }
         },
-        **{
-            "notifications.smtp.host": smtp_server.host,
-            "notifications.smtp.port": smtp_server.port,
-            "notifications.webhook.secret": SECRET,
-            "notifications.webhook.allowed_url_prefixes": ["http://127.0.0.1:"],
-            "notifications.slack.allowed_url_prefixes": ["http://127.0.0.1:"],
-            "notifications.rabbitmq.url": RABBITMQ_URL if rabbit else "",
-            "notifications.rabbitmq.queue": rabbit.name if rabbit else "unused",
+        "viassh": {
+            "ssh": {
+                "host": "127.0.0.1",
+                "port": alice_sshd.port,
+                "user": "alice",
+                "key_file": str(alice_sshd.key_file),
+                "known_hosts": str(alice_sshd.known_hosts),
+            },
+            "submit": {"backend": "ssh"},
         },
+    }
+    notifications = {
+        "notifications.smtp.host": smtp_server.host,
+        "notifications.smtp.port": smtp_server.port,
+        "notifications.webhook.secret": SECRET,
+        "notifications.webhook.allowed_url_prefixes": ["http://127.0.0.1:"],
+        "notifications.slack.allowed_url_prefixes": ["http://127.0.0.1:"],
+        "notifications.rabbitmq.url": RABBITMQ_URL if rabbit else "",
+        "notifications.rabbitmq.queue": rabbit.name if rabbit else "unused",
+    }
+    cfg = submit_config(config, clusters=clusters, **notifications)
+    # the configuration once restlater's slurmrestd is back
+    cfg_up = submit_config(
+        config, clusters={**clusters, "restlater": {"submit": rest_submit}}, **notifications
     )
-    add_user(db, ALICE, {"testcluster": "alice", "viarest": "alice", "viassh": "alice"})
+    accounts = {"testcluster": "alice", "viarest": "alice", "viassh": "alice", "restlater": "alice"}
+    add_user(db, ALICE, accounts)
     add_user(db, BOB, {"testcluster": "bob"})
     _, client = make_client(cfg)
     alice, bob = token_headers(db, ALICE), token_headers(db, BOB)
@@ -229,9 +241,24 @@ def test_live_submit_follow_cancel_read_and_notify(
         "ssh": submit("viassh", "ssh", cmd="echo ssh-ok"),
     }
     uuids = {name: job["uuid"] for name, job in jobs.items()}
+    # an unreachable cluster: accepted PENDING (202), sent by retry_pending once it is back
+    r = client.post(
+        "/api/v1/submissions",
+        json={"cluster": "restlater", "cmd": "echo later-ok", "cwd": str(workdir / "rest")},
+        headers=alice,
+    )
+    assert r.status_code == 202 and r.json["state"] == "PENDING", r.json
+    uuids["later"] = r.json["uuid"]
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert service.retry_pending(db, cfg, now=later) == 0  # still down
+    # due again after retry_every_s (60 s by default)
+    assert service.retry_pending(db, cfg_up, now=later + timedelta(minutes=2)) == 1
+    assert db.submissions.find_one({"uuid": uuids["later"]})["state"] == "SUBMITTED"
 
     # refused: bob may neither cancel alice's job nor submit where he has no account
-    assert client.post(f"/api/v1/submissions/{uuids['cancel']}/cancel", headers=bob).status_code == 404
+    assert (
+        client.post(f"/api/v1/submissions/{uuids['cancel']}/cancel", headers=bob).status_code == 404
+    )
     r = client.post("/api/v1/submissions", json={"cluster": "viarest", "cmd": "true"}, headers=bob)
     assert r.status_code == 403
 
@@ -245,7 +272,11 @@ def test_live_submit_follow_cancel_read_and_notify(
         for name, sub_uuid in uuids.items():
             if name in states:
                 continue
-            doc = client.get(f"/api/v1/submissions/{sub_uuid}", headers=alice).json
+            if name == "later":  # followed through the configuration where it is reachable
+                doc = db.submissions.find_one({"uuid": sub_uuid}, {"_id": 0})
+                doc = service.sync_submission(db, cfg_up, doc)
+            else:
+                doc = client.get(f"/api/v1/submissions/{sub_uuid}", headers=alice).json
             if doc["state"] in FINAL_STATES:
                 states[name] = doc["state"]
         if time.monotonic() > deadline:
@@ -258,6 +289,7 @@ def test_live_submit_follow_cancel_read_and_notify(
         "cancel": "CANCELLED",
         "rest": "COMPLETED",
         "ssh": "COMPLETED",
+        "later": "COMPLETED",
     }
 
     def stdout(name: str) -> str:
@@ -279,7 +311,7 @@ def test_live_submit_follow_cancel_read_and_notify(
     submitted = db.audit_log.count_documents(
         {"action": "submission.submit", "result": "submitted", "user_email": ALICE}
     )
-    assert submitted == 6
+    assert submitted == 7  # six at once, one on retry
 
     # notifications: the scraper sees the ended jobs, the notifier delivers
     ok_job = jobs["ok"]["job_id"]
@@ -287,9 +319,7 @@ def test_live_submit_follow_cancel_read_and_notify(
     def delivered() -> bool:
         scrape_cluster(cfg, db, "testcluster")
         run_once(db, cfg)
-        return (
-            db.deliveries.count_documents({"job_id": ok_job, "status": "sent"}) == len(methods)
-        )
+        return db.deliveries.count_documents({"job_id": ok_job, "status": "sent"}) == len(methods)
 
     wait_for(delivered, timeout=60, interval=1.0)
     mail = smtp_server.wait_for_messages(1)

@@ -158,9 +158,9 @@ def _crash_after(items: list[Job], n: int) -> Iterator[Job]:
 def test_killed_store_rerun_converges_to_one_clean_run(
     db: Database[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = [job(i, "PENDING") for i in range(1, 2501)]
-    after = [job(i, "COMPLETED" if i % 3 else "RUNNING") for i in range(1, 2501)] + [
-        job(i, "RUNNING") for i in range(2501, 3001)
+    before = [job(i, "PENDING") for i in range(1, 251)]
+    after = [job(i, "COMPLETED" if i % 3 else "RUNNING") for i in range(1, 251)] + [
+        job(i, "RUNNING") for i in range(1001, 1051)
     ]
     run(db, before, new_job_events=False)
     # killed between writing a batch's events and its jobs
@@ -173,14 +173,19 @@ def test_killed_store_rerun_converges_to_one_clean_run(
 
     monkeypatch.setattr(store, "_insert_ignoring_duplicates", die_on_jobs)
     with pytest.raises(RuntimeError):
-        run(db, after[2000:], now=T0 + timedelta(minutes=1))
+        run(db, after[200:], now=T0 + timedelta(minutes=1), batch_size=20)
     monkeypatch.undo()
     # killed after the first batch, in the middle of the stream
     with pytest.raises(RuntimeError):
         store.store_jobs(
-            db, C, _crash_after(after, 1700), scrape_id="x", now=T0 + timedelta(minutes=1)
+            db,
+            C,
+            _crash_after(after, 170),
+            scrape_id="x",
+            now=T0 + timedelta(minutes=1),
+            batch_size=50,
         )
-    run(db, after, now=T0 + timedelta(minutes=2))
+    run(db, after, now=T0 + timedelta(minutes=2), batch_size=50)
 
     clean = db.client[db.name + "_clean"]
     try:
@@ -190,7 +195,7 @@ def test_killed_store_rerun_converges_to_one_clean_run(
         run(clean, before, new_job_events=False)
         run(clean, after, now=T0 + timedelta(minutes=2))
         assert _state(db) == _state(clean)
-        assert db.job_events.estimated_document_count() == 2500 + 500
+        assert db.job_events.estimated_document_count() == 250 + 50
     finally:
         db.client.drop_database(clean.name)
 

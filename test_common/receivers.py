@@ -36,7 +36,9 @@ from typing import Any
 
 import pytest
 
-RABBITMQ_URL = os.environ.get("CLOCKWORK_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+RABBITMQ_URL = os.environ.get(
+    "CLOCKWORK_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"
+)
 
 
 def free_port() -> int:
@@ -155,7 +157,9 @@ class HttpReceiver:
         with self.lock:
             return [r for r in self.requests if path is None or r.path == path]
 
-    def wait_for(self, count: int, path: str | None = None, timeout: float = 10.0) -> list[Received]:
+    def wait_for(
+        self, count: int, path: str | None = None, timeout: float = 10.0
+    ) -> list[Received]:
         return wait_for(lambda: (r := self.received(path)) and len(r) >= count and r, timeout)
 
 
@@ -165,7 +169,7 @@ def http_receiver() -> Iterator[HttpReceiver]:
     receiver = HttpReceiver(port=0)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             with receiver.lock:

@@ -34,6 +34,7 @@ from clockwork_tools._models import (
     Node,
     Page,
     Submission,
+    Token,
     Usage,
     User,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "ServerError",
     "Submission",
     "Timeout",
+    "Token",
     "TransportError",
     "Usage",
     "User",

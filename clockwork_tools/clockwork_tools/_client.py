@@ -46,6 +46,7 @@ from clockwork_tools._models import (
     Node,
     Page,
     Submission,
+    Token,
     Usage,
     User,
 )
@@ -427,6 +428,22 @@ class Client:
         Raises AuthenticationError for a bad, expired or revoked token.
         """
         return self.me()
+
+    def tokens(self) -> list[Token]:
+        """Your API tokens (never their secret), newest first (``GET /api/v1/tokens``)."""
+        data = self._json("GET", f"{API}/tokens")
+        return [Token.from_dict(d) for d in _items(data, "tokens")]
+
+    def create_token(self, name: str, *, expires_days: int | None = None) -> Token:
+        """A new API token; its secret is in ``.token`` of the answer and nowhere else."""
+        body: dict[str, Any] = {"name": name}
+        if expires_days is not None:
+            body["expires_days"] = expires_days
+        return Token.from_dict(self._json("POST", f"{API}/tokens", json=body))
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke one of your tokens by its ``id`` (``DELETE /api/v1/tokens/<id>``)."""
+        self.request("DELETE", f"{API}/tokens/{self._seg(token_id)}")
 
     def usage(
         self,

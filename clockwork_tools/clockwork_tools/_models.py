@@ -23,6 +23,7 @@ __all__ = [
     "Node",
     "Page",
     "Submission",
+    "Token",
     "Usage",
     "User",
     "parse_datetime",
@@ -343,6 +344,24 @@ class Usage:
         merged.setdefault("start", data.get("since") or data.get("after"))
         merged.setdefault("end", data.get("until") or data.get("before"))
         return _build(cls, merged, ("start", "end"), rows=rows, raw=data)
+
+
+@dataclass
+class Token:
+    """One of your API tokens; ``token`` (the secret) is set only in ``create_token``'s answer."""
+
+    id: str
+    name: str
+    prefix: str | None = None
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    last_used: datetime | None = None
+    token: str | None = field(default=None, repr=False)
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Token:
+        return _build(cls, data, ("created_at", "expires_at", "last_used"), raw=data)
 
 
 @dataclass

@@ -178,9 +178,7 @@ def send_slack(config: NotificationsConfig, message: Message, url: str, delivery
     )
 
 
-def send_webhook(
-    config: NotificationsConfig, message: Message, url: str, delivery_id: str
-) -> None:
+def send_webhook(config: NotificationsConfig, message: Message, url: str, delivery_id: str) -> None:
     """POST the event as JSON, signed with HMAC-SHA256 (see the module docstring)."""
     secret = config.webhook.secret.get_secret_value() if config.webhook.secret else ""
     if not secret:

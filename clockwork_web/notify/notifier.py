@@ -194,9 +194,7 @@ def default_sender(config: Config) -> Sender:
     return send
 
 
-def build_message(
-    db: Database[Any], config: Config, event: dict[str, Any], plan: Plan
-) -> Message:
+def build_message(db: Database[Any], config: Config, event: dict[str, Any], plan: Plan) -> Message:
     job = db.jobs.find_one(
         {"slurm.cluster_name": event["cluster_name"], "slurm.job_id": event["job_id"]},
         {"_id": 0, "slurm.name": 1},
@@ -335,7 +333,13 @@ class Notifier:
         )
         if stale is None:
             return None
-        expected = {"_id": stale["_id"], "status": "sending", "lease_until": stale["lease_until"]}
+        # the same delivery, still held by the same (dead) claim: flat, on delivery_stale
+        expected = {
+            "event_id": event_id,
+            "channel": channel,
+            "status": "sending",
+            "lease_until": stale["lease_until"],
+        }
         if channel in IDEMPOTENT_CHANNELS:
             log.warning(
                 "delivery %s/%s: its notifier died while sending; sending again "

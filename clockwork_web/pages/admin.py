@@ -173,4 +173,3 @@ def admin_audit() -> str:
         has_next=len(docs) > per_page,
         who=who,
     )
-

@@ -7,6 +7,8 @@ the live part every minute from ``/dashboard/live`` without reloading the page.
 
 from __future__ import annotations
 
+import threading
+import time
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +30,9 @@ FAILURES_LIMIT = 10
 USAGE_DAYS = 30
 #: Ended jobs read for the usage plot, at most.
 USAGE_JOBS_CAP = 20_000
+#: How long a user's state counts and usage plot are reused (the page refreshes each minute).
+COUNTS_TTL_S = 60.0
+USAGE_TTL_S = 300.0
 
 LIST_PROJECTION = {
     "_id": 0,
@@ -107,7 +112,39 @@ def usage_per_day(
     return [DayUsage(d, round(cpu[d], 2), round(gpu[d], 2)) for d in days]
 
 
+class _TTLCache:
+    """Per-user results kept briefly: counting and summing a user's jobs is the
+    slow part of the dashboard, and a minute-old count is what it shows anyway."""
+
+    def __init__(self, max_entries: int = 5000) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[Any, tuple[float, Any]] = {}
+        self._max = max_entries
+
+    def get_or_compute(self, key: Any, ttl: float, compute: Any) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._values.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = compute()
+        with self._lock:
+            if len(self._values) >= self._max:
+                self._values.clear()
+            self._values[key] = (now + ttl, value)
+        return value
+
+
+_cache = _TTLCache()
+
+
 def _bucket_counts(db: Any, email: str) -> dict[str, int]:
+    return _cache.get_or_compute(
+        ("counts", db.name, email), COUNTS_TTL_S, lambda: _count_buckets(db, email)
+    )
+
+
+def _count_buckets(db: Any, email: str) -> dict[str, int]:
     counts = {}
     for bucket, states in STATE_BUCKETS.items():
         counts[bucket] = db.jobs.count_documents(
@@ -145,6 +182,12 @@ def live_context(db: Any, email: str) -> dict[str, Any]:
 
 
 def usage_context(db: Any, email: str, live: list[dict[str, Any]]) -> dict[str, Any]:
+    """The usage plot's data; kept for USAGE_TTL_S per user and time zone."""
+    key = ("usage", db.name, email, select_timezone())
+    return _cache.get_or_compute(key, USAGE_TTL_S, lambda: _usage(db, email, live))
+
+
+def _usage(db: Any, email: str, live: list[dict[str, Any]]) -> dict[str, Any]:
     now = datetime.now(UTC)
     since = now - timedelta(days=USAGE_DAYS)
     ended = db.jobs.find(

@@ -85,7 +85,10 @@ def _history(db: Any, since: datetime, now: datetime) -> dict[str, list[float]]:
         {"slurm.end_time": {"$gte": since}, "slurm.num_gpus": {"$gt": 0}}, _GPU_JOB_FIELDS
     ).limit(HISTORY_JOBS_CAP)
     running = db.jobs.find(
-        {"slurm.job_state": {"$in": sorted(STATE_BUCKETS["RUNNING"])}, "slurm.num_gpus": {"$gt": 0}},
+        {
+            "slurm.job_state": {"$in": sorted(STATE_BUCKETS["RUNNING"])},
+            "slurm.num_gpus": {"$gt": 0},
+        },
         _GPU_JOB_FIELDS,
     ).limit(HISTORY_JOBS_CAP)
     jobs = [d["slurm"] for d in ended] + [d["slurm"] for d in running]
@@ -125,7 +128,10 @@ def gpus() -> str:
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + STEP
     since = now - timedelta(days=HISTORY_DAYS)
     history = {c: v for c, v in _history(db, since, now).items() if c in visible}
-    labels = [(since + i * STEP).strftime("%m-%d %H:00") for i in range(len(next(iter(history.values()), [])))]
+    labels = [
+        (since + i * STEP).strftime("%m-%d %H:00")
+        for i in range(len(next(iter(history.values()), [])))
+    ]
     chart = {
         "labels": labels,
         "series": [{"label": c, "data": v} for c, v in sorted(history.items())],

@@ -219,9 +219,7 @@ def _export_cursor(filters: JobFilters) -> Any:
     if filters.prop_name is not None:
         filters = replace(filters, prop_matches=service._prop_matches(db, filters, user))
     query, sort = build_job_query(filters, user, known_clusters=_known_clusters())
-    return (
-        db.jobs.find(query, service.JOB_PROJECTION).sort(sort).limit(EXPORT_MAX).batch_size(1000)
-    )
+    return db.jobs.find(query, service.JOB_PROJECTION).sort(sort).limit(EXPORT_MAX).batch_size(1000)
 
 
 def csv_rows(docs: Iterator[Mapping[str, Any]]) -> Iterator[str]:
@@ -320,7 +318,12 @@ def siblings_of(db: Any, slurm: Mapping[str, Any], user: Any) -> list[dict[str, 
             },
         ).limit(SIBLINGS_LIMIT)
     )
-    docs.sort(key=lambda d: (d["slurm"].get("array_task_id") is None, d["slurm"].get("array_task_id") or 0))
+    docs.sort(
+        key=lambda d: (
+            d["slurm"].get("array_task_id") is None,
+            d["slurm"].get("array_task_id") or 0,
+        )
+    )
     return docs
 
 
@@ -402,4 +405,3 @@ def job_props(cluster: str, job_id: int) -> Any:
     audit("job.props", f"{cluster}/{job_id}", "ok", updated=sorted(updates), removed=removals)
     flash(_("Props saved."), "success")
     return redirect(url_for("pages.job", cluster=cluster, job_id=job_id) + "#props")
-

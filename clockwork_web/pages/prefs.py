@@ -111,9 +111,7 @@ def parse_prefs_form(form: Mapping[str, list[str]]) -> dict[str, Any]:
         raise BadRequest(f"choose one of {', '.join(DATE_FORMATS)}", param="date_format")
     per_page_raw = _one(form, "per_page")
     if not per_page_raw.isdigit() or int(per_page_raw) not in PER_PAGE_CHOICES:
-        raise BadRequest(
-            f"choose one of {', '.join(map(str, PER_PAGE_CHOICES))}", param="per_page"
-        )
+        raise BadRequest(f"choose one of {', '.join(map(str, PER_PAGE_CHOICES))}", param="per_page")
     columns = [c for c in form.get("job_columns", []) if c]
     unknown = [c for c in columns if c not in JOB_COLUMNS]
     if unknown:

@@ -100,4 +100,3 @@ def token_revoke(token_id: str) -> Response:
     else:
         flash(_("No such token."), "error")
     return redirect(url_for("pages.settings") + "#tokens")
-

@@ -78,8 +78,7 @@ QUEUED_STATES: frozenset[str] = frozenset(
 )
 #: Every state a submission can be in, for filters.
 STATES: frozenset[str] = frozenset(
-    {PENDING, SUBMITTED, CANCELLING, "RUNNING", "COMPLETING", "SUSPENDED", "STOPPED"}
-    | FINAL_STATES
+    {PENDING, SUBMITTED, CANCELLING, "RUNNING", "COMPLETING", "SUSPENDED", "STOPPED"} | FINAL_STATES
 )
 MAX_PER_PAGE = 500
 
@@ -169,9 +168,7 @@ def record_audit(
         log.exception("cannot write the audit log: %s %s %s", action, target, result)
 
 
-def expand_output_path(
-    pattern: str, *, job_id: int, job_name: str, username: str, cwd: str
-) -> str:
+def expand_output_path(pattern: str, *, job_id: int, job_name: str, username: str, cwd: str) -> str:
     """Slurm's filename pattern (``%j %J %A %a %x %u %%``) for a known job, made absolute."""
     replacements = {
         "j": str(job_id),
@@ -192,7 +189,11 @@ def _output_paths(task: Task, job_id: int, username: str, cwd: str) -> tuple[str
     name = str(task.slurm.get("job_name") or "sbatch")
     default = "slurm-%A_%a.out" if "array" in task.slurm else "slurm-%j.out"
     stdout = expand_output_path(
-        task.slurm.get("output") or default, job_id=job_id, job_name=name, username=username, cwd=cwd
+        task.slurm.get("output") or default,
+        job_id=job_id,
+        job_name=name,
+        username=username,
+        cwd=cwd,
     )
     stderr = (
         expand_output_path(
@@ -218,13 +219,15 @@ def task_from_doc(doc: Mapping[str, Any]) -> Task:
         slurm=dict(t.get("slurm") or {}),
         dirs=tuple(t.get("dirs") or ()),
         cwd=t.get("cwd"),
-        notification=Notification(
-            methods=tuple(notification["methods"]),
-            params=dict(notification.get("params") or {}),
-            on=tuple(notification.get("on") or ("final",)),
-        )
-        if notification
-        else None,
+        notification=(
+            Notification(
+                methods=tuple(notification["methods"]),
+                params=dict(notification.get("params") or {}),
+                on=tuple(notification.get("on") or ("final",)),
+            )
+            if notification
+            else None
+        ),
     )
 
 
@@ -468,7 +471,9 @@ def send(
     }
     new = _set_state(db, doc, SUBMITTED, now, note=f"job {job_id}", extra=extra, expect=PENDING)
     if new is None:  # cancelled meanwhile: do not leave the job running
-        log.warning("submission %s was cancelled while being sent; cancelling job %s", doc["uuid"], job_id)
+        log.warning(
+            "submission %s was cancelled while being sent; cancelling job %s", doc["uuid"], job_id
+        )
         try:
             backend.cancel(job_id, doc["username"])
         except BackendError:
@@ -694,7 +699,8 @@ def adopt(
     notification = parse_notification(data.get("notification"))
     raw_uuid = data.get("uuid")
     if raw_uuid is not None and (
-        not isinstance(raw_uuid, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}", raw_uuid)
+        not isinstance(raw_uuid, str)
+        or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}", raw_uuid)
     ):
         raise BadRequest("must be a string of letters, digits, _ . : - (max 128)", param="uuid")
     submission_uuid = raw_uuid or f"{cluster_name}-{job_id}-{user.email}"
@@ -781,7 +787,9 @@ def adopt(
     except DuplicateKeyError:
         existing = db.submissions.find_one({"uuid": submission_uuid}, {"_id": 0})
         mine = existing if existing and existing.get("user_email") == user.email else None
-        raise DuplicateSubmission(f"a submission with uuid {submission_uuid!r} exists", mine) from None
+        raise DuplicateSubmission(
+            f"a submission with uuid {submission_uuid!r} exists", mine
+        ) from None
     doc.pop("_id", None)
     audit("monitoring", username=username)
     return doc
@@ -851,7 +859,9 @@ def sync_states(
     live = sorted(STATES - FINAL_STATES - {PENDING})
     changed = 0
     for doc in db.submissions.find({"state": {"$in": live}}, {"_id": 0}).limit(limit):
-        new = sync_submission(db, config, doc, backend_for=backend_for, use_backend=use_backend, now=now)
+        new = sync_submission(
+            db, config, doc, backend_for=backend_for, use_backend=use_backend, now=now
+        )
         if new.get("state") != doc["state"]:
             changed += 1
     return changed

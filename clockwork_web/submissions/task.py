@@ -43,7 +43,9 @@ _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _UUID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_TIME = re.compile(r"^(?:\d{1,5}|\d{1,5}:\d{1,2}|\d{1,5}:\d{1,2}:\d{1,2}|\d{1,4}-\d{1,2}(?::\d{1,2}){0,2})$")
+_TIME = re.compile(
+    r"^(?:\d{1,5}|\d{1,5}:\d{1,2}|\d{1,5}:\d{1,2}:\d{1,2}|\d{1,4}-\d{1,2}(?::\d{1,2}){0,2})$"
+)
 
 
 def _regex(pattern: str) -> Callable[[Any], str]:
@@ -115,12 +117,18 @@ SLURM_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "cpus_per_task": _positive_int,
     "nodes": _regex(r"[1-9]\d{0,5}(?:-[1-9]\d{0,5})?"),
     "ntasks_per_node": _positive_int,
-    "gres": _regex(r"[A-Za-z0-9_]+(?::[A-Za-z0-9_.-]+){0,2}(?:,[A-Za-z0-9_]+(?::[A-Za-z0-9_.-]+){0,2}){0,7}"),
+    "gres": _regex(
+        r"[A-Za-z0-9_]+(?::[A-Za-z0-9_.-]+){0,2}(?:,[A-Za-z0-9_]+(?::[A-Za-z0-9_.-]+){0,2}){0,7}"
+    ),
     "gpus": _regex(r"(?:[A-Za-z0-9_.-]{1,32}:)?[1-9]\d{0,3}"),
     "account": _regex(_NAME),
     "qos": _regex(_NAME),
-    "array": _regex(r"\d{1,7}(?:-\d{1,7}(?::\d{1,7})?)?(?:,\d{1,7}(?:-\d{1,7}(?::\d{1,7})?)?){0,63}(?:%\d{1,5})?"),
-    "dependency": _regex(r"singleton|(?:after|afterany|afterok|afternotok|aftercorr|afterburstbuffer)(?::\d{1,10}(?:\+\d{1,6})?){1,32}(?:[,?](?:after|afterany|afterok|afternotok|aftercorr)(?::\d{1,10}(?:\+\d{1,6})?){1,32}){0,15}"),
+    "array": _regex(
+        r"\d{1,7}(?:-\d{1,7}(?::\d{1,7})?)?(?:,\d{1,7}(?:-\d{1,7}(?::\d{1,7})?)?){0,63}(?:%\d{1,5})?"
+    ),
+    "dependency": _regex(
+        r"singleton|(?:after|afterany|afterok|afternotok|aftercorr|afterburstbuffer)(?::\d{1,10}(?:\+\d{1,6})?){1,32}(?:[,?](?:after|afterany|afterok|afternotok|aftercorr)(?::\d{1,10}(?:\+\d{1,6})?){1,32}){0,15}"
+    ),
     "output": _path,
     "error": _path,
     "environment": _environment,
@@ -337,7 +345,9 @@ def parse_task(data: Any, config: Config, *, allow: frozenset[str] = frozenset()
         raise BadRequest(f"unknown template; use one of {', '.join(choices)}", param="name")
     template = config.templates.get(template_name)
 
-    slurm = parse_slurm_options(template.slurm if template else {}, prefix=f"templates.{template_name}")
+    slurm = parse_slurm_options(
+        template.slurm if template else {}, prefix=f"templates.{template_name}"
+    )
     slurm.update(parse_slurm_options(data.get("slurm")))
 
     script = data.get("script")

@@ -9,8 +9,17 @@ from __future__ import annotations
 import uuid as uuid_module
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request
-from flask import url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from clockwork_web.auth.access import current_user, login_required, remote_addr
 from clockwork_web.db import get_config, get_db
@@ -100,7 +109,7 @@ def cancel(uuid: str) -> Response:
     try:
         service.cancel(get_db(), get_config(), current_user(), uuid, remote_addr=remote_addr())
         flash("Cancel requested.", "success")
-    except (ClockworkError,) as exc:
+    except ClockworkError as exc:
         if isinstance(exc, NotFound):
             raise
         flash(exc.message, "error")
