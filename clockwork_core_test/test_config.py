@@ -93,9 +93,7 @@ def test_every_problem_reported_at_once(tmp_path: Path) -> None:
 
 def test_missing_anonymize_key_is_reported() -> None:
     with pytest.raises(ConfigError) as info:
-        load_config(
-            env={}, overrides={"clusters": {"c1": {"anonymize": {"job_names": "hash"}}}}
-        )
+        load_config(env={}, overrides={"clusters": {"c1": {"anonymize": {"job_names": "hash"}}}})
     assert "scraper.anonymize_key" in str(info.value)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ def compose() -> dict:
 
 def test_services(compose: dict) -> None:
     services = compose["services"]
-    assert {"mongo", "web", "scraper", "notifier", "prometheus"} <= set(services)
+    assert {"mongo", "web", "scraper", "notifier", "submitter", "prometheus"} <= set(services)
     assert services["prometheus"]["profiles"] == ["monitoring"]
 
 
@@ -42,7 +43,7 @@ def test_web_runs_gunicorn_on_loopback_port(compose: dict) -> None:
     assert web["environment"]["GUNICORN_BIND"] == "0.0.0.0:8000"
 
 
-@pytest.mark.parametrize("service", ["web", "scraper", "notifier"])
+@pytest.mark.parametrize("service", ["web", "scraper", "notifier", "submitter"])
 def test_app_services_get_config_and_secrets_from_the_environment(
     compose: dict, service: str
 ) -> None:
@@ -92,3 +93,26 @@ def test_docker_compose_config_accepts_the_file() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("service", ["scraper", "notifier", "submitter"])
+def test_service_commands_exist(compose: dict, service: str) -> None:
+    """Each background service's command answers --help: the module and flags exist."""
+    command = compose["services"][service]["command"]
+    assert command[:2] == ["python", "-m"]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            *command[2:3],
+            *([command[3]] if service == "scraper" else []),
+            "--help",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    for flag in [arg for arg in command[3:] if arg.startswith("--")]:
+        assert flag in result.stdout, f"{flag} not in {service}'s --help"

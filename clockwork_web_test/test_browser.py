@@ -60,7 +60,9 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(
-    mongo_uri: str, oidc_provider: OidcProvider, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+    mongo_uri: str,
+    oidc_provider: OidcProvider,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Site]:
     from clockwork_core.config import load_config
     from clockwork_web import create_app
@@ -160,8 +162,18 @@ def test_search_sort_open_a_job_and_edit_a_prop(site: Site, new_page: Any) -> No
     rows = page.locator("#jobs-table tbody tr")
     assert rows.count() > 0
     for badge in page.locator("#jobs-table tbody .badge").all_inner_texts():
-        assert badge in {"BOOT_FAIL", "CANCELLED", "DEADLINE", "FAILED", "NODE_FAIL",
-                         "OUT_OF_MEMORY", "PREEMPTED", "REVOKED", "SPECIAL_EXIT", "TIMEOUT"}
+        assert badge in {
+            "BOOT_FAIL",
+            "CANCELLED",
+            "DEADLINE",
+            "FAILED",
+            "NODE_FAIL",
+            "OUT_OF_MEMORY",
+            "PREEMPTED",
+            "REVOKED",
+            "SPECIAL_EXIT",
+            "TIMEOUT",
+        }
     # sort by job id, ascending then descending, by clicking its header
     page.click("#jobs-table thead >> text=Job ID")
     page.wait_for_url(re.compile(r"sort=job_id"))

@@ -160,7 +160,7 @@ def test_every_channel_delivers_once(
 def test_a_failing_channel_is_retried_with_backoff_and_holds_back_no_other(
     config: Config,
     db: Database[Any],
-    smtp_server: SmtpServer,
+    smtp_server: SmtpServer,  # noqa: F811 (fixture)
     http_receiver: HttpReceiver,  # noqa: F811 (fixture)
 ) -> None:
     cfg = notify_config(config, smtp_server, http_receiver)
@@ -251,7 +251,7 @@ def test_user_default_and_events_nobody_asked_about(
 def test_stale_sending_resends_idempotent_channels_only(
     config: Config,
     db: Database[Any],
-    smtp_server: SmtpServer,
+    smtp_server: SmtpServer,  # noqa: F811 (fixture)
     http_receiver: HttpReceiver,  # noqa: F811 (fixture)
 ) -> None:
     cfg = notify_config(config, smtp_server, http_receiver, lease_s=5)

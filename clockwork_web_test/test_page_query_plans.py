@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 from pymongo import MongoClient
+from test_pages import ADMIN, ADMIN_URLS, CLUSTERS, STAFF, STUDENT, client_as, page_urls
+from test_query_plans import ALLOWED_SCANS, Recorder, _filters_of, effective_plan
 
 from clockwork_core.config import ClusterConfig, Config
 from clockwork_core.db import ensure_indexes
 from clockwork_web import create_app
-from test_query_plans import ALLOWED_SCANS, Recorder, _filters_of, effective_plan
-from test_pages import ADMIN, ADMIN_URLS, CLUSTERS, STAFF, STUDENT, client_as, page_urls
 
 #: Page queries allowed to scan, with why.
 PAGE_ALLOWED_SCANS = ALLOWED_SCANS | {
@@ -50,7 +50,8 @@ def test_no_page_runs_a_collection_scan(
     cfg = config.model_copy(update={"clusters": {c: ClusterConfig() for c in CLUSTERS}})
     monkeypatch.setattr("clockwork_web.db.get_database", lambda _cfg: db)
     app = create_app(cfg, {"TESTING": True, "WTF_CSRF_ENABLED": False})
-    urls = page_urls(db) + [
+    urls = [
+        *page_urls(db),
         "/jobs?state=PENDING&cluster=narval",
         "/jobs?user=student&sort=start_time",
         "/jobs?array_job_id=1&fold=1",

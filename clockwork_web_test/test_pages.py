@@ -50,7 +50,9 @@ def app(pages_config: Config, db: Database[Any]) -> Flask:
 def client_as(app: Flask, email: str | None, **headers: str) -> FlaskClient:
     client = app.test_client()
     if headers:
-        client.environ_base.update({f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
+        client.environ_base.update(
+            {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+        )
     if email:
         with client.session_transaction() as session:
             session["user_email"] = email
@@ -131,7 +133,7 @@ def test_layout_landmarks_and_no_inline_script(app: Flask) -> None:
     assert not re.search(r"\son[a-z]+\s*=", html)
     csp = page.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
-    assert "aria-sort=\"descending\"" in html  # the default sort column says so
+    assert 'aria-sort="descending"' in html  # the default sort column says so
 
 
 def test_bad_filters_say_what_is_wrong(app: Flask) -> None:
@@ -177,8 +179,12 @@ def test_a_user_never_sees_anothers_job(app: Flask, db: Database[Any]) -> None:
 
 def test_running_jobs_of_a_node_respect_visibility(app: Flask, db: Database[Any]) -> None:
     doc = db.jobs.find_one(
-        {"cw.user": {"$nin": [STUDENT, None]}, "slurm.job_state": "RUNNING",
-         "slurm.cluster_name": "mila", "cw.node_names.0": {"$exists": True}}
+        {
+            "cw.user": {"$nin": [STUDENT, None]},
+            "slurm.job_state": "RUNNING",
+            "slurm.cluster_name": "mila",
+            "cw.node_names.0": {"$exists": True},
+        }
     )
     if doc is None:
         pytest.skip("no running job of another user in the data set")
@@ -206,7 +212,9 @@ def test_slurm_strings_stay_text(app: Flask, db: Database[Any]) -> None:
         start_time=now - timedelta(hours=1),
         end_time=now,
         working_directory="/home/<b>student</b>",
-        steps=[{"step_id": "batch", "name": XSS, "state": "FAILED", "exit_code": 1, "signal": None}],
+        steps=[
+            {"step_id": "batch", "name": XSS, "state": "FAILED", "exit_code": 1, "signal": None}
+        ],
     )
     db.jobs.insert_one(job_document(job, user=STUDENT, seen=now, scrape_id="t"))
     client = client_as(app, STUDENT)
@@ -220,7 +228,7 @@ def test_slurm_strings_stay_text(app: Flask, db: Database[Any]) -> None:
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_quoted() -> None:
-    assert _csv_cell("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
+    assert _csv_cell('=HYPERLINK("x")') == '\'=HYPERLINK("x")'
     assert _csv_cell("@SUM(1)") == "'@SUM(1)"
     assert _csv_cell("train") == "train"
     assert _csv_cell(None) == ""
@@ -235,8 +243,10 @@ def _post_rules(app: Flask) -> list[str]:
     urls = []
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("pages.") and "POST" in (rule.methods or ()):
-            values = {name: "mila" if name == "cluster" else (1 if name == "job_id" else STUDENT)
-                      for name in rule.arguments}
+            values = {
+                name: "mila" if name == "cluster" else (1 if name == "job_id" else STUDENT)
+                for name in rule.arguments
+            }
             if "fmt" in rule.arguments:
                 continue
             urls.append(adapter.build(rule.endpoint, values, method="POST"))
@@ -249,15 +259,24 @@ def test_every_post_needs_the_csrf_token(app: Flask, db: Database[Any]) -> None:
     client = client_as(app, ADMIN)
     before = db.users.find_one({"email": STUDENT})
     for url in urls:
-        answer = client.post(url, data={"theme": "dark", "language": "fr", "status": "disabled",
-                                         "roles": "admin", "name": "x"})
+        answer = client.post(
+            url,
+            data={
+                "theme": "dark",
+                "language": "fr",
+                "status": "disabled",
+                "roles": "admin",
+                "name": "x",
+            },
+        )
         assert answer.status_code == 400, url
         assert b"CSRF" in answer.data, url
     after = db.users.find_one({"email": STUDENT})
     assert before == after
     token = csrf_of(client)
-    answer = client.post("/preferences/theme", data={"theme": "dark", "next": "/jobs",
-                                                      "csrf_token": token})
+    answer = client.post(
+        "/preferences/theme", data={"theme": "dark", "next": "/jobs", "csrf_token": token}
+    )
     assert answer.status_code == 302 and answer.headers["Location"] == "/jobs"
 
 
@@ -294,8 +313,9 @@ def test_every_string_of_the_pages_is_translated() -> None:
     po = Path(__file__).parent.parent / "clockwork_web/translations/fr/LC_MESSAGES/messages.po"
     catalog = read_po(po.open("rb"))
     untranslated = [
-        m.id for m in catalog if m.id and (not m.string or (isinstance(m.string, tuple)
-                                                           and not all(m.string)))
+        m.id
+        for m in catalog
+        if m.id and (not m.string or (isinstance(m.string, tuple) and not all(m.string)))
     ]
     assert not untranslated
     assert po.with_suffix(".mo").stat().st_mtime >= po.stat().st_mtime - 1
@@ -306,8 +326,12 @@ def test_theme_follows_the_system_until_chosen(app: Flask, db: Database[Any]) ->
     assert 'data-theme="system"' in client.get("/").get_data(as_text=True)
     client.post("/preferences/theme", data={"theme": "dark", "csrf_token": csrf_of(client)})
     assert 'data-theme="dark"' in client.get("/").get_data(as_text=True)
-    assert client.post("/preferences/theme", data={"theme": "pink",
-                                                   "csrf_token": csrf_of(client)}).status_code == 400
+    assert (
+        client.post(
+            "/preferences/theme", data={"theme": "pink", "csrf_token": csrf_of(client)}
+        ).status_code
+        == 400
+    )
 
 
 # --------------------------------------------------------------------------- settings, tokens
@@ -316,8 +340,15 @@ def test_theme_follows_the_system_until_chosen(app: Flask, db: Database[Any]) ->
 def test_settings_are_saved_and_used(app: Flask, db: Database[Any]) -> None:
     client = client_as(app, STUDENT)
     token = csrf_of(client)
-    form = {"csrf_token": token, "theme": "light", "language": "", "timezone": "America/Montreal",
-            "date_format": "iso", "per_page": "10", "job_columns": ["job_id", "name", "cpus"]}
+    form = {
+        "csrf_token": token,
+        "theme": "light",
+        "language": "",
+        "timezone": "America/Montreal",
+        "date_format": "iso",
+        "per_page": "10",
+        "job_columns": ["job_id", "name", "cpus"],
+    }
     assert client.post("/settings", data=form).status_code == 302
     settings = db.users.find_one({"email": STUDENT})["settings"]
     assert settings["timezone"] == "America/Montreal" and settings["per_page"] == 10
@@ -331,8 +362,10 @@ def test_settings_are_saved_and_used(app: Flask, db: Database[Any]) -> None:
 
 def test_a_token_is_shown_once_and_can_be_revoked(app: Flask, db: Database[Any]) -> None:
     client = client_as(app, STUDENT)
-    created = client.post("/settings/tokens", data={"csrf_token": csrf_of(client),
-                                                    "name": "laptop", "expires_days": "30"})
+    created = client.post(
+        "/settings/tokens",
+        data={"csrf_token": csrf_of(client), "name": "laptop", "expires_days": "30"},
+    )
     assert created.status_code == 201
     secret = re.search(r'<code id="new-token">(cw_[^<]+)</code>', created.get_data(as_text=True))
     assert secret
@@ -341,8 +374,9 @@ def test_a_token_is_shown_once_and_can_be_revoked(app: Flask, db: Database[Any])
     again = client.get("/settings").get_data(as_text=True)
     assert secret[1] not in again and "laptop" in again
     doc = db.api_tokens.find_one({"user_email": STUDENT, "name": "laptop"})
-    revoked = client.post(f"/settings/tokens/{doc['_id']}/revoke",
-                          data={"csrf_token": csrf_of(client)})
+    revoked = client.post(
+        f"/settings/tokens/{doc['_id']}/revoke", data={"csrf_token": csrf_of(client)}
+    )
     assert revoked.status_code == 302
     assert db.api_tokens.find_one({"_id": doc["_id"]}) is None
     empty = client.post("/settings/tokens", data={"csrf_token": csrf_of(client), "name": " "})
@@ -353,22 +387,36 @@ def test_props_are_edited_by_the_owner_only(app: Flask, db: Database[Any]) -> No
     job = a_job(db, **{"cw.user": STUDENT, "slurm.cluster_name": "mila"})
     url = f"/jobs/mila/{job['job_id']}"
     client = client_as(app, STUDENT)
-    saved = client.post(url + "/props", data={"csrf_token": csrf_of(client),
-                                              "name": ["lr", ""], "value": ["0.01", ""]})
+    saved = client.post(
+        url + "/props",
+        data={"csrf_token": csrf_of(client), "name": ["lr", ""], "value": ["0.01", ""]},
+    )
     assert saved.status_code == 302
     assert "0.01" in client.get(url).get_data(as_text=True)
-    assert client.get("/jobs?prop_name=lr&prop_value=0.01").get_data(as_text=True).count(url + '"') == 1
-    removed = client.post(url + "/props", data={"csrf_token": csrf_of(client), "original": "lr",
-                                                "name": ["lr", ""], "value": ["0.01", ""],
-                                                "delete": "lr"})
+    assert (
+        client.get("/jobs?prop_name=lr&prop_value=0.01").get_data(as_text=True).count(url + '"')
+        == 1
+    )
+    removed = client.post(
+        url + "/props",
+        data={
+            "csrf_token": csrf_of(client),
+            "original": "lr",
+            "name": ["lr", ""],
+            "value": ["0.01", ""],
+            "delete": "lr",
+        },
+    )
     assert removed.status_code == 302
     assert db.job_user_props.find_one({"job_id": job["job_id"]})["props"] == {}
     staff = client_as(app, STAFF)
-    refused = staff.post(url + "/props", data={"csrf_token": csrf_of(staff), "name": "x",
-                                               "value": "y"})
+    refused = staff.post(
+        url + "/props", data={"csrf_token": csrf_of(staff), "name": "x", "value": "y"}
+    )
     assert refused.status_code == 403
-    too_big = client.post(url + "/props", data={"csrf_token": csrf_of(client), "name": "big",
-                                                "value": "x" * 5000})
+    too_big = client.post(
+        url + "/props", data={"csrf_token": csrf_of(client), "name": "big", "value": "x" * 5000}
+    )
     assert too_big.status_code == 400 and 'id="props-error"' in too_big.get_data(as_text=True)
 
 
@@ -379,16 +427,18 @@ def test_an_admin_disables_a_user_and_it_takes_effect(app: Flask, db: Database[A
     student = client_as(app, STUDENT)
     assert student.get("/").status_code == 200
     admin = client_as(app, ADMIN)
-    answer = admin.post(f"/admin/users/{STUDENT}/status",
-                        data={"csrf_token": csrf_of(admin), "status": "disabled"})
+    answer = admin.post(
+        f"/admin/users/{STUDENT}/status", data={"csrf_token": csrf_of(admin), "status": "disabled"}
+    )
     assert answer.status_code == 302
     assert db.users.find_one({"email": STUDENT})["status"] == "disabled"
     assert student.get("/").status_code == 403
     entry = db.audit_log.find_one({"action": "user.status", "target": STUDENT})
     assert entry["user_email"] == ADMIN and entry["result"] == "ok"
     assert STUDENT in admin.get("/admin/audit").get_data(as_text=True)
-    itself = admin.post(f"/admin/users/{ADMIN}/status",
-                        data={"csrf_token": csrf_of(admin), "status": "disabled"})
+    itself = admin.post(
+        f"/admin/users/{ADMIN}/status", data={"csrf_token": csrf_of(admin), "status": "disabled"}
+    )
     assert itself.status_code == 400
     assert db.users.find_one({"email": ADMIN})["status"] == "enabled"
 
@@ -396,19 +446,27 @@ def test_an_admin_disables_a_user_and_it_takes_effect(app: Flask, db: Database[A
 def test_admin_edits_roles_and_accounts_staff_cannot(app: Flask, db: Database[Any]) -> None:
     admin = client_as(app, ADMIN)
     token = csrf_of(admin)
-    assert admin.post(f"/admin/users/{STUDENT}/roles",
-                      data={"csrf_token": token, "roles": ["user", "staff"]}).status_code == 302
+    assert (
+        admin.post(
+            f"/admin/users/{STUDENT}/roles", data={"csrf_token": token, "roles": ["user", "staff"]}
+        ).status_code
+        == 302
+    )
     assert db.users.find_one({"email": STUDENT})["roles"] == ["user", "staff"]
-    bad = admin.post(f"/admin/users/{STUDENT}/accounts",
-                     data={"csrf_token": token, "cluster_accounts": "mila"})
+    bad = admin.post(
+        f"/admin/users/{STUDENT}/accounts", data={"csrf_token": token, "cluster_accounts": "mila"}
+    )
     assert bad.status_code == 400 and "cluster:username" in bad.get_data(as_text=True)
-    ok = admin.post(f"/admin/users/{STUDENT}/accounts",
-                    data={"csrf_token": token, "cluster_accounts": "mila:student; narval:stu2"})
+    ok = admin.post(
+        f"/admin/users/{STUDENT}/accounts",
+        data={"csrf_token": token, "cluster_accounts": "mila:student; narval:stu2"},
+    )
     assert ok.status_code == 302
     assert db.users.find_one({"email": STUDENT})["account_keys"] == ["mila/student", "narval/stu2"]
     staff = client_as(app, STAFF)
-    refused = staff.post(f"/admin/users/{STUDENT}/status",
-                         data={"csrf_token": csrf_of(staff), "status": "disabled"})
+    refused = staff.post(
+        f"/admin/users/{STUDENT}/status", data={"csrf_token": csrf_of(staff), "status": "disabled"}
+    )
     assert refused.status_code == 403
 
 
@@ -418,7 +476,9 @@ def test_admin_edits_roles_and_accounts_staff_cannot(app: Flask, db: Database[An
 def test_sort_headers_link_and_reverse(app: Flask) -> None:
     client = client_as(app, STAFF)
     html = client.get("/jobs?sort=job_id&order=asc").get_data(as_text=True)
-    assert re.search(r'aria-sort="ascending"[^>]*>\s*<a href="/jobs\?sort=job_id&amp;order=desc"', html)
+    assert re.search(
+        r'aria-sort="ascending"[^>]*>\s*<a href="/jobs\?sort=job_id&amp;order=desc"', html
+    )
     ids = [int(x) for x in re.findall(r'<th scope="row"><a href="/jobs/[^/]+/(\d+)"', html)]
     assert ids == sorted(ids) and ids
 
@@ -428,9 +488,25 @@ def test_exports_stream_the_current_result(app: Flask, db: Database[Any]) -> Non
     answer = client.get("/jobs/export.csv?state=FAILED&cluster=mila")
     assert answer.headers["Content-Disposition"].startswith("attachment;")
     rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
-    expected = db.jobs.count_documents({"slurm.cluster_name": "mila", "slurm.job_state": {
-        "$in": ["BOOT_FAIL", "CANCELLED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
-                "PREEMPTED", "REVOKED", "SPECIAL_EXIT", "TIMEOUT"]}})
+    expected = db.jobs.count_documents(
+        {
+            "slurm.cluster_name": "mila",
+            "slurm.job_state": {
+                "$in": [
+                    "BOOT_FAIL",
+                    "CANCELLED",
+                    "DEADLINE",
+                    "FAILED",
+                    "NODE_FAIL",
+                    "OUT_OF_MEMORY",
+                    "PREEMPTED",
+                    "REVOKED",
+                    "SPECIAL_EXIT",
+                    "TIMEOUT",
+                ]
+            },
+        }
+    )
     assert len(rows) == expected > 0
     assert {r["cluster_name"] for r in rows} == {"mila"}
     data = client.get("/jobs/export.json?state=RUNNING").get_json()
@@ -444,14 +520,20 @@ def test_usage_per_day_splits_jobs_across_days() -> None:
     since = datetime(2024, 5, 1, tzinfo=UTC)
     now = datetime(2024, 5, 3, 12, tzinfo=UTC)
     jobs = [
-        {"start_time": datetime(2024, 5, 1, 22, tzinfo=UTC),
-         "end_time": datetime(2024, 5, 2, 2, tzinfo=UTC), "num_cpus": 2, "num_gpus": 1},
+        {
+            "start_time": datetime(2024, 5, 1, 22, tzinfo=UTC),
+            "end_time": datetime(2024, 5, 2, 2, tzinfo=UTC),
+            "num_cpus": 2,
+            "num_gpus": 1,
+        },
         {"start_time": datetime(2024, 5, 3, 11, tzinfo=UTC), "end_time": None, "num_cpus": 4},
         {"start_time": None, "end_time": None, "num_cpus": 8},
     ]
     days = usage_per_day(jobs, since, now)
     assert [(d.day.day, d.cpu_hours, d.gpu_hours) for d in days] == [
-        (1, 4.0, 2.0), (2, 4.0, 2.0), (3, 4.0, 0.0)
+        (1, 4.0, 2.0),
+        (2, 4.0, 2.0),
+        (3, 4.0, 0.0),
     ]
     montreal = usage_per_day(jobs, since, now, "America/Montreal")
     assert sum(d.cpu_hours for d in montreal) == 12.0
@@ -460,12 +542,20 @@ def test_usage_per_day_splits_jobs_across_days() -> None:
 def test_gpu_allocation_series_and_now() -> None:
     since = datetime(2024, 5, 1, tzinfo=UTC)
     now = since + timedelta(hours=3)
-    jobs = [{"cluster_name": "mila", "start_time": since + timedelta(minutes=30),
-             "end_time": since + timedelta(hours=2), "num_gpus": 2}]
+    jobs = [
+        {
+            "cluster_name": "mila",
+            "start_time": since + timedelta(minutes=30),
+            "end_time": since + timedelta(hours=2),
+            "num_gpus": 2,
+        }
+    ]
     assert allocation_series(jobs, since, now) == {"mila": [1.0, 2.0, 0.0, 0.0]}
-    nodes = [{"cluster_name": "mila", "gpu_type": "a100", "num_gpus": 4, "alloc_gpus": 3},
-             {"cluster_name": "mila", "gpu_type": "a100", "num_gpus": 4, "alloc_gpus": None},
-             {"cluster_name": "mila", "num_gpus": 0}]
+    nodes = [
+        {"cluster_name": "mila", "gpu_type": "a100", "num_gpus": 4, "alloc_gpus": 3},
+        {"cluster_name": "mila", "gpu_type": "a100", "num_gpus": 4, "alloc_gpus": None},
+        {"cluster_name": "mila", "num_gpus": 0},
+    ]
     assert allocation_now(nodes) == {("mila", "a100"): {"total": 8, "allocated": 3, "nodes": 2}}
 
 
@@ -475,7 +565,9 @@ def test_fold_arrays_groups_the_tasks_of_a_page() -> None:
 
     rows = fold_arrays([doc(1, None), doc(2, 2), doc(3, 2), doc(4, None), doc(5, 2)])
     assert [(r["doc"]["slurm"]["job_id"], len(r["tasks"] or [])) for r in rows] == [
-        (1, 0), (2, 3), (4, 0)
+        (1, 0),
+        (2, 3),
+        (4, 0),
     ]
 
 
@@ -484,5 +576,6 @@ def test_prefs_defaults_and_validation() -> None:
     assert prefs_of(None, 25).per_page == 25
     assert prefs_of({"job_columns": ["bogus"]}).job_columns == DEFAULT_JOB_COLUMNS
     with pytest.raises(Exception, match="per_page"):
-        parse_prefs_form({"theme": ["dark"], "date_format": ["iso"], "per_page": ["3"],
-                          "job_columns": ["name"]})
+        parse_prefs_form(
+            {"theme": ["dark"], "date_format": ["iso"], "per_page": ["3"], "job_columns": ["name"]}
+        )

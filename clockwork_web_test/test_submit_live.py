@@ -76,7 +76,7 @@ def alice_sshd() -> Iterator[UserSshd]:
     if not Path("/usr/sbin/sshd").is_file() or os.geteuid() != 0:
         pytest.skip("needs root and /usr/sbin/sshd (openssh-server)")
     directory = Path(tempfile.mkdtemp(prefix="cw-sshd-"))
-    os.chmod(directory, 0o711)  # sshd reads authorized_keys as alice
+    os.chmod(directory, 0o711)  # noqa: S103 (sshd reads authorized_keys as alice)
     proc = None
     try:
         for name in ("host", "client"):

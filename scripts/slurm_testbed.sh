@@ -296,6 +296,9 @@ prepare_host() {
       useradd -m -s /bin/bash "$u"
       say "created Linux user $u"
     fi
+    # a locked password ("!") makes sshd refuse even key logins without PAM;
+    # "*" means no password login but an account that is not locked
+    if [[ $(getent shadow "$u" | cut -d: -f2) == '!'* ]]; then usermod -p '*' "$u"; fi
   done
 }
 

@@ -253,7 +253,24 @@ COMMANDS: dict[str, tuple[str, AddArguments, Run]] = {
         add_anonymize_arguments,
         run_anonymize,
     ),
+    "scrape": (
+        "scrape clusters into the database (one line per cluster, then a summary)",
+        lambda p: _scrape_module().add_scrape_arguments(p),
+        lambda a: _scrape_module().run_scrape(a),
+    ),
+    "watch": (
+        "scrape every --every seconds until stopped (for containers)",
+        lambda p: _scrape_module().add_watch_arguments(p),
+        lambda a: _scrape_module().run_watch(a),
+    ),
 }
+
+
+def _scrape_module() -> Any:
+    """slurm_state.scrape, imported only for the commands that use the database."""
+    from slurm_state import scrape
+
+    return scrape
 
 
 def build_parser() -> argparse.ArgumentParser:

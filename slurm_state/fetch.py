@@ -335,11 +335,26 @@ class Fetcher:
         return parse_version(self.runner.output(["sacct", "-V"]))
 
     @contextlib.contextmanager
-    def jobs(self, start: datetime, end: datetime) -> Iterator[Report]:
+    def jobs(self, start: datetime, end: datetime, *, cancelled: bool = False) -> Iterator[Report]:
         fmt = self.cluster.jobs_format
         args = sacct_command(fmt, start, end, self.cluster.timezone)
+        if cancelled:
+            args += ["--state=CANCELLED"]
+        source = f"{self.cluster_name}:sacct{' -s CA' if cancelled else ''}"
         with self.runner.stream(args) as out:
-            yield Report(fmt=fmt, source=f"{self.cluster_name}:sacct", stream=out)
+            yield Report(fmt=fmt, source=source, stream=out)
+
+    def job_reports(
+        self, start: datetime, end: datetime
+    ) -> list[contextlib.AbstractContextManager[Report]]:
+        """Every report the window needs, each to store in turn.
+
+        Plain sacct does not list jobs cancelled while pending with a future or
+        unknown eligible time (``--begin``, held), not even with ``-S``; sacct
+        ``-s CA -S .. -E ..`` does (22.05). Jobs in both reports are stored
+        once and found unchanged the second time.
+        """
+        return [self.jobs(start, end), self.jobs(start, end, cancelled=True)]
 
     @contextlib.contextmanager
     def nodes(self) -> Iterator[Report]:
@@ -393,9 +408,14 @@ class FileFetcher(Fetcher):
             yield Report(fmt="auto", source=str(path), stream=fh)
 
     @contextlib.contextmanager
-    def jobs(self, start: datetime, end: datetime) -> Iterator[Report]:
+    def jobs(self, start: datetime, end: datetime, *, cancelled: bool = False) -> Iterator[Report]:
         with self._open(self.JOB_PREFIXES, "jobs") as report:
             yield report
+
+    def job_reports(
+        self, start: datetime, end: datetime
+    ) -> list[contextlib.AbstractContextManager[Report]]:
+        return [self.jobs(start, end)]
 
     @contextlib.contextmanager
     def nodes(self) -> Iterator[Report]:
@@ -423,8 +443,13 @@ class PyslurmFetcher(Fetcher):
             return self.cluster.slurm_version
         return parse_version(str(self.pyslurm.version()))
 
+    def job_reports(
+        self, start: datetime, end: datetime
+    ) -> list[contextlib.AbstractContextManager[Report]]:
+        return [self.jobs(start, end)]
+
     @contextlib.contextmanager
-    def jobs(self, start: datetime, end: datetime) -> Iterator[Report]:
+    def jobs(self, start: datetime, end: datetime, *, cancelled: bool = False) -> Iterator[Report]:
         try:
             raw = self.pyslurm.slurmdb_jobs().get(
                 starttime=start.strftime(_SLURM_TIME).encode(),

@@ -168,30 +168,31 @@ def scrape_cluster(
                         if len(result.export_errors) < MAX_REPORTED_ERRORS:
                             result.export_errors.append(str(exc))
 
-            with fetcher.jobs(window.start, window.end) as report:
-                jobs: Iterable[Job] = _parse_jobs(
-                    report, cluster_name, result.slurm_version, cluster.timezone, errors
-                )
-                if anonymize is not None:
-                    jobs = map(anonymize, jobs)
-                if dry_run:
-                    n = [0]
-                    for _ in _counted(jobs, n):
-                        pass
-                    result.counts.jobs_new = n[0]
-                else:
-                    result.counts.add(
-                        store.store_jobs(
-                            db,
-                            cluster_name,
-                            jobs,
-                            scrape_id=scrape_id,
-                            now=started,
-                            new_job_events=not window.first,
-                            batch_size=config.scraper.batch_size,
-                            on_changed=on_changed if exporters else None,
-                        )
+            for job_report in fetcher.job_reports(window.start, window.end):
+                with job_report as report:
+                    jobs: Iterable[Job] = _parse_jobs(
+                        report, cluster_name, result.slurm_version, cluster.timezone, errors
                     )
+                    if anonymize is not None:
+                        jobs = map(anonymize, jobs)
+                    if dry_run:
+                        n = [0]
+                        for _ in _counted(jobs, n):
+                            pass
+                        result.counts.jobs_new += n[0]
+                    else:
+                        result.counts.add(
+                            store.store_jobs(
+                                db,
+                                cluster_name,
+                                jobs,
+                                scrape_id=scrape_id,
+                                now=started,
+                                new_job_events=not window.first,
+                                batch_size=config.scraper.batch_size,
+                                on_changed=on_changed if exporters else None,
+                            )
+                        )
             with fetcher.nodes() as report:
                 nodes = _parse_nodes(report, cluster_name, result.slurm_version, errors)
                 if dry_run:

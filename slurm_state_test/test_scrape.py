@@ -24,7 +24,7 @@ from pymongo.database import Database
 from clockwork_core.config import Config, load_config
 from clockwork_core.db import ensure_indexes, get_client
 from clockwork_core.schema import Job
-from slurm_state import scrape, store
+from slurm_state import cli, scrape, store
 from slurm_state.fetch import Fetcher, sacct_command
 from slurm_state.parsers import SACCT_DELIMITER, SACCT_FIELDS
 from test_common import embedded_db, sacct_render
@@ -220,7 +220,7 @@ fetch = "file"
 report_dir = "{tmp_path / 'r'}"
 """)
     monkeypatch.setenv("CLOCKWORK_CONFIG", str(toml))
-    status = scrape.main(["scrape", "--all"])
+    status = cli.main(["scrape", "--all"])
     out = capsys.readouterr().out.splitlines()
     assert status == 1
     assert out[0].startswith("down: FAILED") and "cannot connect" in out[0]
@@ -230,7 +230,8 @@ report_dir = "{tmp_path / 'r'}"
     assert "cannot connect" in down["last_error_message"] and down.get("last_success") is None
     assert db.cluster_status.find_one({"cluster_name": C})["last_success"] is not None
     # one cluster only, the good one: success
-    assert scrape.main(["scrape", "--cluster", C]) == 0
+    assert cli.main(["scrape", "--cluster", C]) == 0
+    assert cli.main(["scrape", "--cluster", C, "--dry-run"]) == 0
 
 
 def test_lease_held_by_another_scraper(db: Database[Any], mongo_uri: str, tmp_path: Path) -> None:
@@ -391,7 +392,7 @@ def test_killed_scrape_process_rerun_converges(
     )
     env = {**os.environ, "CLOCKWORK_CONFIG": str(toml), "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "slurm_state.scrape", "scrape", "--all"],
+        [sys.executable, "-m", "slurm_state", "scrape", "--all"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -411,3 +412,51 @@ def test_killed_scrape_process_rerun_converges(
     got = _snapshot(db)
     want = _clean_run(mongo_uri, db.name + "_clean", tmp_path / "r2", [(jobs, T0)])
     assert got == want and len(got[0]) == 2000
+
+
+# --------------------------------------------------------------------------- fetchers
+
+
+def test_local_runner_checks_exit_status_stderr_and_timeout() -> None:
+    from slurm_state.fetch import FetchError, LocalRunner
+
+    runner = LocalRunner(timeout_s=1.0)
+    assert runner.output(["printf", "%s", "a b;$(id)"]) == b"a b;$(id)"
+    with pytest.raises(FetchError, match=r"exited 3: boom"):
+        runner.output(["sh", "-c", "echo boom >&2; exit 3"])
+    with pytest.raises(FetchError, match="cannot run"):
+        runner.output(["/nonexistent/sacct", "-V"])
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="timed out"):
+        runner.output(["sleep", "30"])
+    assert time.monotonic() - started < 10
+
+
+def test_parse_version() -> None:
+    from slurm_state.fetch import FetchError, parse_version
+
+    assert parse_version(b"slurm 22.05.8\n") == "22.05"
+    assert parse_version("slurm-wlm 23.02.1") == "23.02"
+    with pytest.raises(FetchError):
+        parse_version(b"command not found")
+
+
+def test_file_fetcher_reads_the_newest_report(tmp_path: Path) -> None:
+    from slurm_state.fetch import FetchError, FileFetcher
+
+    config = make_config("mongodb://127.0.0.1:1", "x", {C: file_cluster(tmp_path)})
+    fetcher = FileFetcher(C, config.clusters[C])
+    with pytest.raises(FetchError, match="no jobs report"):
+        fetcher.jobs(T0, T0).__enter__()
+    old, new = tmp_path / "sacct-1.psv", tmp_path / "sacct-2.psv"
+    old.write_text("old")
+    new.write_text("new")
+    os.utime(old, (1, 1))
+    with fetcher.jobs(T0, T0) as report:
+        assert report.source == str(new) and report.stream.read() == b"new"
+
+
+def test_pyslurm_fetcher_needs_pyslurm() -> None:
+    pytest.importorskip(
+        "pyslurm", reason="pyslurm is not installable here (needs libslurm headers)"
+    )

@@ -21,7 +21,8 @@ def list_nodes() -> Any:
     filters = service.parse_node_filters(
         query_args(), per_page_default=get_config().web.per_page_default
     )
-    return jsonify(page_json(service.list_nodes(get_db(), filters, me())))
+    page = service.list_nodes(get_db(), filters, me(), known_clusters=get_config().clusters)
+    return jsonify(page_json(page))
 
 
 @bp.get("/nodes/<cluster>/<name>")

@@ -33,14 +33,36 @@ JOB_PROJECTION: dict[str, int] = {"_id": 0, "cw.last_scrape_id": 0}
 #: Clauses that make a listing selective enough to need no submit-time window.
 SELECTIVE_CLAUSES = frozenset({"slurm.job_id", "slurm.array_job_id", "cw.user", "slurm.username"})
 
-#: Submit-time windows tried, newest first, before reading the whole index.
-WINDOW_START = timedelta(hours=2)
-WINDOW_GROWTH = 8
+#: Submit-time windows tried, newest first, before reading the whole index:
+#: the first is WINDOW_START wide; each next one is sized from the number of
+#: jobs the previous one held (grown WINDOW_GROWTH_MIN to _MAX times).
+WINDOW_START = timedelta(minutes=15)
+WINDOW_GROWTH_MIN = 2.0
+WINDOW_GROWTH_MAX = 16.0
 WINDOW_MAX = timedelta(days=366 * 5)
 
-#: A count that took longer than this is reused for COUNT_TTL_S seconds.
-SLOW_COUNT_S = 0.05
-COUNT_TTL_S = 30.0
+#: A count that took longer than SLOW_COUNT_S is reused for COUNT_TTL_S
+#: seconds, or COUNT_TTL_PER_S times its cost if longer (at most COUNT_TTL_MAX_S):
+#: a total shown next to a page may lag new jobs by that much.
+SLOW_COUNT_S = 0.01
+COUNT_TTL_S = 15.0
+COUNT_TTL_PER_S = 300.0
+COUNT_TTL_MAX_S = 600.0
+
+
+def _windowable_prefixes() -> list[frozenset[str]]:
+    """Equality fields that an index follows with ``slurm.submit_time``."""
+    from clockwork_core.db import INDEXES
+
+    out = []
+    for model in INDEXES["jobs"]:
+        keys = list(model.document["key"])
+        if keys[-1] == "slurm.submit_time":
+            out.append(frozenset(keys[:-1]))
+    return out
+
+
+WINDOWABLE = _windowable_prefixes()
 
 
 @dataclass(frozen=True)
@@ -71,30 +93,36 @@ class _CountCache:
                 return hit[1]
             return None
 
-    def put(self, key: str, value: int) -> None:
+    def put(self, key: str, value: int, ttl: float) -> None:
         with self._lock:
             if len(self._values) > 1000:
                 self._values.clear()
-            self._values[key] = (time.monotonic() + COUNT_TTL_S, value)
+            self._values[key] = (time.monotonic() + ttl, value)
 
 
 _counts = _CountCache()
 
 
-def count_jobs(db: Database[Any], query: Mapping[str, Any]) -> int:
-    """The number of jobs matching ``query``; slow counts are cached briefly."""
-    key = f"{db.name}:{sorted(query.items())!r}"
+def cached_count(db: Database[Any], collection: str, query: Mapping[str, Any]) -> int:
+    """The number of documents matching ``query``; slow counts are cached briefly."""
+    key = f"{db.name}.{collection}:{sorted(query.items())!r}"
     cached = _counts.get(key)
     if cached is not None:
         return cached
     started = time.monotonic()
     if not query:
-        total = db.jobs.estimated_document_count()
+        total = db[collection].estimated_document_count()
     else:
-        total = db.jobs.count_documents(dict(query))
-    if time.monotonic() - started > SLOW_COUNT_S:
-        _counts.put(key, total)
+        total = db[collection].count_documents(dict(query))
+    elapsed = time.monotonic() - started
+    if elapsed > SLOW_COUNT_S:
+        _counts.put(key, total, min(COUNT_TTL_MAX_S, max(COUNT_TTL_S, COUNT_TTL_PER_S * elapsed)))
     return total
+
+
+def count_jobs(db: Database[Any], query: Mapping[str, Any]) -> int:
+    """The number of jobs matching ``query`` (see :func:`cached_count`)."""
+    return cached_count(db, "jobs", query)
 
 
 # --------------------------------------------------------------------------- listing
@@ -107,12 +135,15 @@ def _windowed_find(
     skip: int,
     limit: int,
     now: datetime,
+    *,
+    window_first: bool,
 ) -> list[dict[str, Any]]:
     """Newest-first listing read through growing submit-time windows.
 
     The embedded database materializes every candidate before it sorts and
     limits; reading the newest 2 h, 16 h, ... first keeps a page of 50 to a few
-    hundred documents instead of the whole collection.
+    hundred documents instead of all the matching ones. ``window_first`` puts
+    the window clause first, for a filter whose other clauses are not selective.
     """
     bounds = dict(query.get("slurm.submit_time") or {})
     rest = {k: v for k, v in query.items() if k != "slurm.submit_time"}
@@ -122,19 +153,31 @@ def _windowed_find(
         low = now - width
         if floor is not None and low <= floor:
             break
-        window = {**bounds, "$gte": low}
-        # the window first: it is the clause the database plans on
-        windowed = {"slurm.submit_time": window, **rest}
+        window = {"slurm.submit_time": {**bounds, "$gte": low}}
+        windowed = {**window, **rest} if window_first else {**rest, **window}
         docs = list(db.jobs.find(windowed, JOB_PROJECTION).sort(sort).skip(skip).limit(limit))
         if len(docs) >= limit:
             return docs
-        width *= WINDOW_GROWTH
+        growth = 1.5 * (skip + limit) / max(len(docs) + skip if docs else 1, 1)
+        width *= min(WINDOW_GROWTH_MAX, max(WINDOW_GROWTH_MIN, growth))
     return list(db.jobs.find(query, JOB_PROJECTION).sort(sort).skip(skip).limit(limit))
 
 
-def _needs_window(query: Mapping[str, Any], sort: list[tuple[str, int]]) -> bool:
-    """Newest-first listings with no selective clause go through windows."""
-    return sort[0] == ("slurm.submit_time", -1) and not SELECTIVE_CLAUSES & set(query)
+def window_plan(query: Mapping[str, Any], sort: list[tuple[str, int]]) -> str | None:
+    """How a newest-first listing is read: window ``"first"``/``"last"``, or None.
+
+    Windows help when the database can bound its reading by submit time: a
+    filter of equalities that an index follows with the submit time (a user's
+    jobs, in one state), or a staff listing with no selective clause.
+    """
+    if sort[0] != ("slurm.submit_time", -1):
+        return None
+    others = {k: v for k, v in query.items() if k != "slurm.submit_time"}
+    if all(not isinstance(v, dict) for v in others.values()) and frozenset(others) in WINDOWABLE:
+        return "last"
+    if not SELECTIVE_CLAUSES & set(query):
+        return "first"
+    return None
 
 
 def list_jobs(
@@ -150,8 +193,17 @@ def list_jobs(
         filters = replace(filters, prop_matches=_prop_matches(db, filters, user))
     query, sort = build_job_query(filters, user, known_clusters=known_clusters)
     limit = filters.per_page + 1
-    if _needs_window(query, sort):
-        docs = _windowed_find(db, query, sort, filters.skip, limit, now or datetime.now(UTC))
+    plan = window_plan(query, sort)
+    if plan is not None:
+        docs = _windowed_find(
+            db,
+            query,
+            sort,
+            filters.skip,
+            limit,
+            now or datetime.now(UTC),
+            window_first=plan == "first",
+        )
     else:
         docs = list(db.jobs.find(query, JOB_PROJECTION).sort(sort).skip(filters.skip).limit(limit))
     has_next = len(docs) > filters.per_page

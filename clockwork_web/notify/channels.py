@@ -13,6 +13,7 @@ of the raw body with notifications.webhook.secret>``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -234,7 +235,5 @@ def send_rabbitmq(config: NotificationsConfig, message: Message, delivery_id: st
     except (pika_errors.AMQPError, OSError) as exc:
         raise ChannelError(f"RabbitMQ: {type(exc).__name__}: {exc}") from exc
     finally:
-        try:
+        with contextlib.suppress(pika_errors.AMQPError, OSError):
             connection.close()
-        except (pika_errors.AMQPError, OSError):
-            pass

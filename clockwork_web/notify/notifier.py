@@ -40,6 +40,7 @@ failed, unknown), or at once when nobody asked about it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -278,7 +279,8 @@ class Notifier:
 
     def _ensure(self, event: dict[str, Any], channel: str, target: str) -> None:
         now = self.clock()
-        try:
+        # DuplicateKeyError: another notifier created it a moment ago
+        with contextlib.suppress(DuplicateKeyError):
             self.db.deliveries.update_one(
                 {"event_id": event["_id"], "channel": channel},
                 {
@@ -295,8 +297,6 @@ class Notifier:
                 },
                 upsert=True,
             )
-        except DuplicateKeyError:
-            pass  # another notifier created it a moment ago
 
     def _claim(self, event_id: Any, channel: str, counts: Counts) -> dict[str, Any] | None:
         """Take a due delivery (atomically), or settle one whose notifier died."""

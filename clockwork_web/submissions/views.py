@@ -168,9 +168,9 @@ def new() -> Any:
             if doc["state"] == service.PENDING:
                 flash("The cluster is unreachable: the job will be sent when it is back.", "info")
             return redirect(url_for("submissions.detail", uuid=doc["uuid"]))
-    if request.method == "GET" and request.args.get("template"):
-        if request.args["template"] not in config.templates:
-            abort(404)
+    wanted = request.args.get("template")
+    if request.method == "GET" and wanted and wanted not in config.templates:
+        abort(404)
     response = render_template(
         "submissions/new.html",
         clusters=clusters,
