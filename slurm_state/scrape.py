@@ -10,7 +10,6 @@ exits 1 if any failed.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import uuid
@@ -143,8 +142,9 @@ def scrape_cluster(
         if dry_run:
             watermark = store.last_success(db, cluster_name)
         else:
+            # the lease runs on the real clock, even when ``now`` is injected
             status = store.acquire_lease(
-                db, cluster_name, owner, seconds=config.scraper.lease_seconds, now=started
+                db, cluster_name, owner, seconds=config.scraper.lease_seconds
             )
             leased = True
             watermark = status.get("last_success")
@@ -212,7 +212,10 @@ def scrape_cluster(
             fetcher.close()
         result.ok = True
     except store.LeaseHeld as exc:
+        # not this cluster's failure: the other scraper will record its outcome
         result.error = str(exc)
+        result.duration_s = time.monotonic() - clock
+        return result
     except FetchError as exc:
         result.error = str(exc)
     except SlurmParseError as exc:  # the whole report is unreadable (single records are skipped)
@@ -381,38 +384,22 @@ def run_watch(args: argparse.Namespace) -> int:
     def _stop(signum: int, frame: Any) -> None:
         stop["now"] = True
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     runs = 0
     status = 0
-    while not stop["now"]:
-        clock = time.monotonic()
-        results = scrape_all(config, db, names, dry_run=args.dry_run)
-        print(summary(results, time.monotonic() - clock), flush=True)
-        status = 0 if all(r.ok for r in results) else 1
-        runs += 1
-        if args.iterations and runs >= args.iterations:
-            break
-        deadline = clock + args.every
-        while not stop["now"] and time.monotonic() < deadline:
-            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    try:
+        while not stop["now"]:
+            clock = time.monotonic()
+            results = scrape_all(config, db, names, dry_run=args.dry_run)
+            print(summary(results, time.monotonic() - clock), flush=True)
+            status = 0 if all(r.ok for r in results) else 1
+            runs += 1
+            if args.iterations and runs >= args.iterations:
+                break
+            deadline = clock + args.every
+            while not stop["now"] and time.monotonic() < deadline:
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return status
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m slurm_state.scrape [scrape|watch] ...``."""
-    parser = argparse.ArgumentParser(prog="clockwork-scrape")
-    sub = parser.add_subparsers(dest="command")
-    add_scrape_arguments(sub.add_parser("scrape", help="scrape once"))
-    add_watch_arguments(sub.add_parser("watch", help="scrape periodically"))
-    args = parser.parse_args(argv)
-    if args.command == "watch":
-        return run_watch(args)
-    if args.command is None:
-        args = parser.parse_args(["scrape", *(argv if argv is not None else sys.argv[1:])])
-    return run_scrape(args)
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    raise SystemExit(main())

@@ -241,6 +241,9 @@ def test_lease_held_by_another_scraper(db: Database[Any], mongo_uri: str, tmp_pa
     result = scrape.scrape_cluster(config, db, C)
     assert not result.ok and "being scraped by otherhost:1:x" in (result.error or "")
     assert db.jobs.find_one({}) is None
+    status = db.cluster_status.find_one({"cluster_name": C})
+    assert status["lease_owner"] == "otherhost:1:x"  # untouched: not ours to judge
+    assert status.get("last_error") is None
 
 
 class SacctLike:
@@ -460,3 +463,28 @@ def test_pyslurm_fetcher_needs_pyslurm() -> None:
     pytest.importorskip(
         "pyslurm", reason="pyslurm is not installable here (needs libslurm headers)"
     )
+
+
+def test_watch_runs_until_told(
+    db: Database[Any],
+    mongo_uri: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_reports(tmp_path / "r", jobs_fixture(3))
+    toml = tmp_path / "c.toml"
+    toml.write_text(
+        f'[database]\nuri = "{mongo_uri}"\nname = "{db.name}"\n'
+        f'[clusters.{C}]\nfetch = "file"\nreport_dir = "{tmp_path / "r"}"\n'
+    )
+    status = cli.main(["watch", "--config", str(toml), "--every", "0", "--iterations", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 0
+    assert [line.split(":")[0] for line in lines] == [
+        C,
+        "1 cluster(s), 0 failed",
+        C,
+        "1 cluster(s), 0 failed",
+    ]
+    assert "new=3" in lines[0] and "unchanged=3" in lines[2]

@@ -46,6 +46,28 @@ def wait_final(job_ids: list[int], timeout: float = 90.0) -> None:
         time.sleep(0.5)
 
 
+def wait_cancelled_recorded(job_id: int, since: datetime, timeout: float = 60.0) -> None:
+    """Poll until ``sacct --state=CANCELLED`` shows the job's complete record.
+
+    Accounting is asynchronous: for a second or so after a pending job is
+    cancelled, that query can return a half-written record (JobName
+    ``allocation``, ReqMem ``16?``), which the scraper rightly skips and
+    reads again at the next scrape (the window overlaps).
+    """
+    deadline = time.monotonic() + timeout
+    args = ["sacct", "--allusers", "-X", "--parsable2", "--noheader", "--state=CANCELLED"]
+    # a day early: sacct reads -S in local time, whatever the host's timezone
+    args += ["-S", (since - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S"), "-E", "now"]
+    args += ["--format=JobIDRaw,JobName,ReqMem"]
+    while True:
+        lines = [line.split("|") for line in run(args).splitlines()]
+        if [str(job_id), "cancel-me", "256M"] in lines:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id}: no complete CANCELLED record after {timeout:g}s")
+        time.sleep(0.5)
+
+
 def live_config(mongo_uri: str, db_name: str, cluster: dict[str, Any]) -> Config:
     return load_config(
         path=None,
@@ -73,6 +95,7 @@ def submitted() -> dict[str, Any]:
     )
     run(as_user(["scancel", str(cancel)], "alice"))
     wait_final([ok, three, array, cancel])
+    wait_cancelled_recorded(cancel, before)
     return {"ok": ok, "three": three, "array": array, "cancel": cancel, "before": before}
 
 

@@ -97,7 +97,7 @@ def legacy_jobs_list() -> Any:
         jobs, total = page.items, page.total
     else:
         query, sort = build_job_query(filters, me(), known_clusters=config.clusters)
-        jobs = list(db.jobs.find(query, service.JOB_PROJECTION).sort(sort).limit(LEGACY_MAX_ITEMS))
+        jobs = service.find_jobs(db, query, sort, limit=LEGACY_MAX_ITEMS)
         total = len(jobs) if len(jobs) < LEGACY_MAX_ITEMS else service.count_jobs(db, query)
     if want_count:
         return jsonify({"nbr_total_jobs": total, "jobs": jobs})

@@ -138,28 +138,39 @@ def _windowed_find(
     *,
     window_first: bool,
 ) -> list[dict[str, Any]]:
-    """Newest-first listing read through growing submit-time windows.
+    """Newest-first listing read through consecutive submit-time slices.
 
     The embedded database materializes every candidate before it sorts and
-    limits; reading the newest 2 h, 16 h, ... first keeps a page of 50 to a few
-    hundred documents instead of all the matching ones. ``window_first`` puts
-    the window clause first, for a filter whose other clauses are not selective.
+    limits; reading the newest 15 minutes first, then older slices sized from
+    what the previous ones held, keeps a page of 50 to the few hundred
+    documents around it instead of all the matching ones. Slices do not
+    overlap, so nothing is read twice. ``window_first`` puts the slice clause
+    first, for a filter whose other clauses are not selective.
     """
     bounds = dict(query.get("slurm.submit_time") or {})
     rest = {k: v for k, v in query.items() if k != "slurm.submit_time"}
+    floor, ceiling = bounds.get("$gte"), bounds.get("$lt")
+    need = skip + limit
+    found: list[dict[str, Any]] = []
+    upper: datetime | None = None
     width = WINDOW_START
-    floor = bounds.get("$gte")
     while width <= WINDOW_MAX:
         low = now - width
-        if floor is not None and low <= floor:
-            break
-        window = {"slurm.submit_time": {**bounds, "$gte": low}}
-        windowed = {**window, **rest} if window_first else {**rest, **window}
-        docs = list(db.jobs.find(windowed, JOB_PROJECTION).sort(sort).skip(skip).limit(limit))
-        if len(docs) >= limit:
-            return docs
-        growth = 1.5 * (skip + limit) / max(len(docs) + skip if docs else 1, 1)
+        last = floor is not None and low <= floor
+        part = dict(bounds)
+        if not last:
+            part["$gte"] = low
+        if upper is not None:
+            part["$lt"] = upper if ceiling is None else min(upper, ceiling)
+        clause = {"slurm.submit_time": part}
+        windowed = {**clause, **rest} if window_first else {**rest, **clause}
+        found.extend(db.jobs.find(windowed, JOB_PROJECTION).sort(sort).limit(need - len(found)))
+        if len(found) >= need or last:
+            return found[skip:need]
+        upper = low
+        growth = 1.5 * need / max(len(found), 1)
         width *= min(WINDOW_GROWTH_MAX, max(WINDOW_GROWTH_MIN, growth))
+    # older than every window (or no submit time at all): read the plain query
     return list(db.jobs.find(query, JOB_PROJECTION).sort(sort).skip(skip).limit(limit))
 
 
@@ -180,6 +191,24 @@ def window_plan(query: Mapping[str, Any], sort: list[tuple[str, int]]) -> str | 
     return None
 
 
+def find_jobs(
+    db: Database[Any],
+    query: dict[str, Any],
+    sort: list[tuple[str, int]],
+    *,
+    skip: int = 0,
+    limit: int,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The jobs matching a built query, read through windows when that helps."""
+    plan = window_plan(query, sort)
+    if plan is None:
+        return list(db.jobs.find(query, JOB_PROJECTION).sort(sort).skip(skip).limit(limit))
+    return _windowed_find(
+        db, query, sort, skip, limit, now or datetime.now(UTC), window_first=plan == "first"
+    )
+
+
 def list_jobs(
     db: Database[Any],
     filters: JobFilters,
@@ -193,19 +222,7 @@ def list_jobs(
         filters = replace(filters, prop_matches=_prop_matches(db, filters, user))
     query, sort = build_job_query(filters, user, known_clusters=known_clusters)
     limit = filters.per_page + 1
-    plan = window_plan(query, sort)
-    if plan is not None:
-        docs = _windowed_find(
-            db,
-            query,
-            sort,
-            filters.skip,
-            limit,
-            now or datetime.now(UTC),
-            window_first=plan == "first",
-        )
-    else:
-        docs = list(db.jobs.find(query, JOB_PROJECTION).sort(sort).skip(filters.skip).limit(limit))
+    docs = find_jobs(db, query, sort, skip=filters.skip, limit=limit, now=now)
     has_next = len(docs) > filters.per_page
     items = docs[: filters.per_page]
     if not has_next and (items or filters.page == 1):

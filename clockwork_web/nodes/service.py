@@ -93,27 +93,22 @@ def list_nodes(
     skip = (filters.page - 1) * filters.per_page
     want = skip + filters.per_page + 1
     clusters = query.get("slurm.cluster_name", {}).get("$in")
-    if clusters is None:
-        docs = list(db.nodes.find(query, NODE_PROJECTION).sort(NODE_SORT).limit(want))
-        total_of = lambda: count_nodes(db, query)
-    else:
-        docs = []
-        per_cluster = []
-        for cluster in clusters:
-            one = {**query, "slurm.cluster_name": cluster}
-            per_cluster.append(one)
-            if len(docs) < want:
-                docs.extend(
-                    db.nodes.find(one, NODE_PROJECTION).sort(NODE_SORT).limit(want - len(docs))
-                )
-        total_of = lambda: sum(count_nodes(db, one) for one in per_cluster)
+    # one query per cluster (an index prefix each), in the listing's order
+    parts = (
+        [query]
+        if clusters is None
+        else [{**query, "slurm.cluster_name": cluster} for cluster in clusters]
+    )
+    docs: list[dict[str, Any]] = []
+    for part in parts:
+        if len(docs) >= want:
+            break
+        docs.extend(db.nodes.find(part, NODE_PROJECTION).sort(NODE_SORT).limit(want - len(docs)))
     docs = docs[skip:]
     has_next = len(docs) > filters.per_page
     items = docs[: filters.per_page]
-    if not has_next and (items or filters.page == 1):
-        total = skip + len(items)
-    else:
-        total = total_of()
+    known = not has_next and (items or filters.page == 1)
+    total = skip + len(items) if known else sum(count_nodes(db, part) for part in parts)
     return Page(
         items=items, total=total, page=filters.page, per_page=filters.per_page, has_next=has_next
     )
