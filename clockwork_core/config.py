@@ -327,8 +327,7 @@ def load_config(
         config = Config.model_validate(data)
     except ValidationError as exc:
         problems += [
-            (_key_of(err["loc"]), err["msg"].removeprefix("Value error, "))
-            for err in exc.errors()
+            (_key_of(err["loc"]), err["msg"].removeprefix("Value error, ")) for err in exc.errors()
         ]
     if problems:
         raise ConfigError(problems, source)

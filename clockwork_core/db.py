@@ -33,6 +33,7 @@ COLLECTIONS: dict[str, str] = {
     "cluster_status": "per cluster: last scrape, errors, counts, the scrape lease",
     "audit_log": "who did what, from where, with what result",
     "gpus": "GPU models and their specs",
+    "job_digests": "per 1,000 job ids, a fingerprint of each job, so a re-scrape skips unchanged jobs",
 }
 
 _ASC, _DESC = ASCENDING, DESCENDING

@@ -21,10 +21,40 @@ from clockwork_core.schema import (
     state_bucket,
 )
 
-CONTRACT = """cluster_name job_id array_job_id array_task_id het_job_id het_job_offset name
-username account partition qos job_state cancelled_by exit_code signal submit_time start_time
-end_time time_limit nodes num_nodes num_cpus mem_mb num_gpus gpu_type tres_requested
-tres_allocated working_directory comment steps cpu_efficiency mem_efficiency""".split()
+CONTRACT = [
+    "cluster_name",
+    "job_id",
+    "array_job_id",
+    "array_task_id",
+    "het_job_id",
+    "het_job_offset",
+    "name",
+    "username",
+    "account",
+    "partition",
+    "qos",
+    "job_state",
+    "cancelled_by",
+    "exit_code",
+    "signal",
+    "submit_time",
+    "start_time",
+    "end_time",
+    "time_limit",
+    "nodes",
+    "num_nodes",
+    "num_cpus",
+    "mem_mb",
+    "num_gpus",
+    "gpu_type",
+    "tres_requested",
+    "tres_allocated",
+    "working_directory",
+    "comment",
+    "steps",
+    "cpu_efficiency",
+    "mem_efficiency",
+]
 
 
 def test_job_fields_are_the_contract() -> None:

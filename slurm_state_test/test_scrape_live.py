@@ -32,14 +32,14 @@ NAME = 'live|name "q" <b>é</b>'
 STORED_NAME = NAME.replace('"', "`")
 
 
-def wait_final(job_ids: list[int], timeout: float = 90.0) -> None:
-    """Poll sacct until every job (and every task of an array) is in a final state."""
+def wait_final(job_ids: list[int], expected: int, timeout: float = 90.0) -> None:
+    """Poll sacct until ``expected`` records (jobs and array tasks) are all final."""
     deadline = time.monotonic() + timeout
     ids = ",".join(map(str, job_ids))
     while True:
         out = run(["sacct", "-X", "-j", ids, "--parsable2", "--noheader", "--format=JobID,State"])
         states = [line.split("|", 1)[1] for line in out.splitlines() if "|" in line]
-        if states and len(states) >= len(job_ids) and all(is_final(s) for s in states):
+        if len(states) >= expected and all(is_final(s) for s in states):
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"jobs {ids} not final after {timeout:g}s: {states}")
@@ -94,7 +94,7 @@ def submitted() -> dict[str, Any]:
         [chdir, out, "-J", "cancel-me", "--begin=now+600", "--wrap", "sleep 300"], user="alice"
     )
     run(as_user(["scancel", str(cancel)], "alice"))
-    wait_final([ok, three, array, cancel])
+    wait_final([ok, three, array, cancel], expected=6)  # the array has 3 tasks
     wait_cancelled_recorded(cancel, before)
     return {"ok": ok, "three": three, "array": array, "cancel": cancel, "before": before}
 

@@ -103,6 +103,31 @@ class _CountCache:
 _counts = _CountCache()
 
 
+class _WidthMemory:
+    """The window width a listing needed last time: where the next one starts.
+
+    A starting guess only (the slices grow from it as needed), so a stale
+    value costs a query, never a wrong page.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._widths: dict[str, timedelta] = {}
+
+    def get(self, key: str) -> timedelta | None:
+        with self._lock:
+            return self._widths.get(key)
+
+    def put(self, key: str, width: timedelta) -> None:
+        with self._lock:
+            if len(self._widths) > 5000:
+                self._widths.clear()
+            self._widths[key] = width
+
+
+_widths = _WidthMemory()
+
+
 def cached_count(db: Database[Any], collection: str, query: Mapping[str, Any]) -> int:
     """The number of documents matching ``query``; slow counts are cached briefly."""
     key = f"{db.name}.{collection}:{sorted(query.items())!r}"
@@ -153,7 +178,8 @@ def _windowed_find(
     need = skip + limit
     found: list[dict[str, Any]] = []
     upper: datetime | None = None
-    width = WINDOW_START
+    shape = f"{db.name}:{sorted(rest.items())!r}:{need}"
+    width = _widths.get(shape) or WINDOW_START
     while width <= WINDOW_MAX:
         low = now - width
         last = floor is not None and low <= floor
@@ -166,12 +192,24 @@ def _windowed_find(
         windowed = {**clause, **rest} if window_first else {**rest, **clause}
         found.extend(db.jobs.find(windowed, JOB_PROJECTION).sort(sort).limit(need - len(found)))
         if len(found) >= need or last:
+            _remember_width(shape, found, need, now)
             return found[skip:need]
         upper = low
         growth = 1.5 * need / max(len(found), 1)
         width *= min(WINDOW_GROWTH_MAX, max(WINDOW_GROWTH_MIN, growth))
     # older than every window (or no submit time at all): read the plain query
     return list(db.jobs.find(query, JOB_PROJECTION).sort(sort).skip(skip).limit(limit))
+
+
+def _remember_width(shape: str, found: list[dict[str, Any]], need: int, now: datetime) -> None:
+    """Start the next such listing with a window that just holds its page."""
+    if len(found) < need:
+        return
+    oldest = (found[need - 1].get("slurm") or {}).get("submit_time")
+    if isinstance(oldest, datetime):
+        if oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        _widths.put(shape, max(WINDOW_START, (now - oldest) * 1.25))
 
 
 def window_plan(query: Mapping[str, Any], sort: list[tuple[str, int]]) -> str | None:

@@ -135,7 +135,9 @@ def parse_memory(text: str | None, *, default_unit: str = "M") -> tuple[float | 
     if text is None:
         return None, None
     text = text.strip()
-    if text in EMPTY:
+    if text in EMPTY or text.endswith("?"):
+        # "16?": what 22.05's sacct prints for a job whose accounting record is
+        # still a placeholder (seconds after it ends); the next scrape has it.
         return None, None
     match = _MEMORY.match(text)
     if match is None:
