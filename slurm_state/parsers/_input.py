@@ -75,8 +75,11 @@ class Input:
                 continue
             parts = (tail + text).split("\n")
             tail = parts.pop()
-            for part in parts:
-                yield part[:-1] if part.endswith("\r") else part
+            if "\r" in text:
+                for part in parts:
+                    yield part[:-1] if part.endswith("\r") else part
+            else:
+                yield from parts
         tail += self._decoder.decode(b"", final=True)
         if tail:
             yield tail[:-1] if tail.endswith("\r") else tail

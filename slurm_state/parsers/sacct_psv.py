@@ -27,6 +27,7 @@ import operator
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, tzinfo
+from typing import Any
 
 from clockwork_core.schema import FINAL_STATES, Job
 
@@ -185,6 +186,27 @@ def _state(text: str) -> tuple[str, int | None]:
 @functools.lru_cache(maxsize=1024)
 def _exit(text: str) -> tuple[int | None, int | None]:
     return parse_exit_code(text)
+
+
+# Reports repeat the same few values (TotalCPU of short steps, requested TRES,
+# ReqMem) thousands of times: caching their parse is most of the speed.
+_duration = functools.lru_cache(maxsize=16384)(parse_duration)
+_memory = functools.lru_cache(maxsize=16384)(parse_memory)
+
+
+@functools.lru_cache(maxsize=16384)
+def _tres_items(text: str) -> tuple[tuple[str, Any], ...]:
+    return tuple(parse_tres(text).items())
+
+
+def _tres(text: str) -> dict[str, Any]:
+    """A fresh dict each time: callers may change it."""
+    return dict(_tres_items(text))
+
+
+@functools.lru_cache(maxsize=16384)
+def _gpus(alloc_text: str, req_text: str) -> tuple[int | None, str | None]:
+    return gpus(dict(_tres_items(alloc_text)), dict(_tres_items(req_text)))
 
 
 def _int(text: str, what: str) -> int | None:
@@ -351,7 +373,7 @@ def parse_sacct_psv(
                     if elapsed_raw:
                         step_elapsed: float | None = float(_int(elapsed_raw, "ElapsedRaw") or 0)
                     else:
-                        step_elapsed = parse_duration(elapsed_text)
+                        step_elapsed = _duration(elapsed_text)
                     job.steps.append(
                         step_summary(
                             step_id=jid.partition(".")[2],
@@ -360,8 +382,8 @@ def parse_sacct_psv(
                             exit_code=code,
                             signal=sig,
                             elapsed_s=step_elapsed,
-                            total_cpu_s=parse_duration(total_cpu),
-                            max_rss_mb=parse_memory(max_rss, default_unit="K")[0],
+                            total_cpu_s=_duration(total_cpu),
+                            max_rss_mb=_memory(max_rss, default_unit="K")[0],
                             nodes=None if nodelist in _NULL_NODES else nodelist,
                         )
                     )
@@ -379,22 +401,22 @@ def parse_sacct_psv(
                 code, sig = _exit(exit_text)
             else:
                 code = sig = None
-            tres_req = parse_tres(req_tres)
-            tres_alloc = parse_tres(alloc_tres)
-            num_gpus, gpu_type = gpus(tres_alloc, tres_req)
+            tres_req = _tres(req_tres)
+            tres_alloc = _tres(alloc_tres)
+            num_gpus, gpu_type = _gpus(alloc_tres, req_tres)
             num_nodes = _int(nnodes, "NNodes")
             num_cpus = _int(ncpus or alloc_cpus, "NCPUS")
             mem = tres_alloc.get("mem") or tres_req.get("mem")
             if mem is None and req_mem:
-                mb, per = parse_memory(req_mem)
+                mb, per = _memory(req_mem)
                 if mb is not None:
                     factor = (num_cpus or 1) if per == "cpu" else (num_nodes or 1) if per else 1
                     mem = round(mb * factor)
             if elapsed_raw:
                 job_elapsed = float(_int(elapsed_raw, "ElapsedRaw") or 0)
             else:
-                job_elapsed = parse_duration(elapsed_text)
-            job_cpu = parse_duration(total_cpu)
+                job_elapsed = _duration(elapsed_text)
+            job_cpu = _duration(total_cpu)
             job = Job(
                 cluster_name=cluster_name,
                 job_id=job_id,
