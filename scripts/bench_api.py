@@ -2,12 +2,13 @@
 """Benchmark the REST API under gunicorn over 100,000 generated jobs.
 
     python scripts/bench_api.py [--jobs 100000] [--users 300] [--requests 300]
+                                [--db-dir DIR] [--workers N] [--threads N]
 
 Starts its own embedded database (SecantusDB) in a temporary directory, loads
 the generated data set (``test_common.datagen``), creates API tokens for the
-demo student and admin, serves ``clockwork_web.wsgi:app`` with gunicorn (2
-workers, gthread, 8 threads) on a free loopback port, then measures, at
-concurrency 1 and 16, a bounded number of requests per case:
+demo student and admin, serves ``clockwork_web.wsgi:app`` with gunicorn
+(gthread; ``--workers``/``--threads``) on a free loopback port, then measures,
+at concurrency 1 and 16, a bounded number of requests per case:
 
 - a user's jobs list, 50 per page, filtered by state;
 - one job;
@@ -16,9 +17,17 @@ concurrency 1 and 16, a bounded number of requests per case:
 
 Each case is warmed up first (a few requests per worker, not measured: the
 first request of a worker opens its database connections and fills the count
-cache). Prints requests/s, p50 and p99 per case; the LAST line is one JSON
-object ``{"results": [{"endpoint", "concurrency", "rps", "p50_ms", "p99_ms",
-"errors"}, ...]}``. Everything it started is stopped at the end.
+cache). Prints requests/s, p50 and p99 per case, and the CPU seconds the
+database, the gunicorn workers and this client spent per request; the LAST
+line is one JSON object ``{"results": [{"endpoint", "concurrency", "rps",
+"p50_ms", "p99_ms", "errors", "cpu_ms"}, ...]}``. Everything it started is
+stopped at the end.
+
+``--db-dir DIR`` keeps the database and its data in DIR between runs: a data
+set of the same size and seed already there is reused (loading 100,000 jobs
+takes minutes), its job indexes are brought in line with ``INDEXES`` (extra
+ones dropped), and the server is stopped (not purged) at the end. Note that
+the generated times are relative to when the data was loaded.
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from clockwork_core.db import get_client  # noqa: E402
+from clockwork_core.db import INDEXES, get_client  # noqa: E402
 from test_common import embedded_db  # noqa: E402
 
 STUDENT = "student@example.org"
@@ -52,6 +61,11 @@ ADMIN = "admin@example.org"
 START_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
 WARMUP_PER_CASE = 24
+DB_NAME = "clockwork_bench"
+#: The data set recorded in a --db-dir, reused when size and seed match.
+DATASET_FILE = "bench-dataset.json"
+BENCH_WORKERS = 2
+BENCH_THREADS = 8
 
 
 def _free_port() -> int:
@@ -98,10 +112,91 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"gunicorn did not answer in {START_TIMEOUT_S:.0f} s")
 
 
+def open_dataset(
+    db_dir: Path | None, tmp: Path, n_jobs: int, n_users: int, seed: str
+) -> tuple[Path, Any, list[str]]:
+    """(server directory, database, cluster names): a loaded data set, reused if possible."""
+    from test_common.datagen import load_dataset
+
+    directory = (db_dir or tmp / "db").resolve()
+    wanted = {"jobs": n_jobs, "users": n_users, "seed": seed}
+    meta_path = directory / DATASET_FILE
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        meta = {}
+    reuse = db_dir is not None and {k: meta.get(k) for k in wanted} == wanted
+    if not reuse:
+        embedded_db.down(directory, purge=True)
+    server = embedded_db.up(directory)
+    db = get_client(server.uri)[DB_NAME]
+    if reuse and db.jobs.find_one({}, {"_id": 1}) is not None:
+        _sync_job_indexes(db)
+        print(f"reusing the data set in {directory}: {meta}", file=sys.stderr)
+        return directory, db, list(meta["clusters"])
+    meta_path.unlink(missing_ok=True)
+    print(f"loading {n_jobs} jobs for {n_users} users ...", file=sys.stderr)
+    dataset = load_dataset(db, n_jobs=n_jobs, n_users=n_users, seed=seed, replace=True)
+    print(f"loaded in {dataset['seconds']} s: {dataset}", file=sys.stderr)
+    if db_dir is not None:
+        meta_path.write_text(json.dumps({**wanted, "clusters": dataset["clusters"]}))
+    return directory, db, list(dataset["clusters"])
+
+
+def _sync_job_indexes(db: Any) -> None:
+    """Drop the job indexes ``INDEXES`` no longer lists; create the new ones."""
+    from clockwork_core.db import ensure_indexes
+
+    wanted = {model.document["name"] for model in INDEXES["jobs"]} | {"_id_"}
+    for name in list(db.jobs.index_information()):
+        if name not in wanted:
+            print(f"dropping the job index {name} (no longer in INDEXES)", file=sys.stderr)
+            db.jobs.drop_index(name)
+    ensure_indexes(db)
+
+
+def close_dataset(directory: Path, keep: bool) -> None:
+    """Stop the database; delete its data unless it is kept (--db-dir)."""
+    embedded_db.down(directory, purge=not keep)
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User+system CPU seconds of these processes (gone ones count 0)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def process_groups(db_pid: int, gunicorn_pid: int) -> dict[str, list[int]]:
+    """The processes whose CPU a run measures: database, gunicorn (workers), client."""
+    import psutil
+
+    try:
+        workers = [p.pid for p in psutil.Process(gunicorn_pid).children(recursive=True)]
+    except psutil.Error:
+        workers = []
+    return {"db": [db_pid], "gunicorn": [gunicorn_pid, *workers], "client": [os.getpid()]}
+
+
 def _measure(
-    base: str, make_url: Callable[[int], str], headers: dict[str, str], concurrency: int, n: int
+    base: str,
+    make_url: Callable[[int], str],
+    headers: dict[str, str],
+    concurrency: int,
+    n: int,
+    processes: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
-    """``n`` requests from ``concurrency`` threads, one requests.Session each."""
+    """``n`` requests from ``concurrency`` threads, one requests.Session each.
+
+    With ``processes``, also the CPU milliseconds per request each group spent.
+    """
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -130,44 +225,122 @@ def _measure(
                     errors += 1
         session.close()
 
+    before = {k: _cpu_seconds(v) for k, v in (processes or {}).items()}
     wall = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for _ in range(concurrency):
             pool.submit(worker)
     wall = time.perf_counter() - wall
-    return {
+    result: dict[str, Any] = {
         "concurrency": concurrency,
         "rps": round(len(latencies) / wall, 1),
         "p50_ms": round(_percentile(latencies, 0.50) * 1000, 1),
         "p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
         "errors": errors,
     }
+    if processes:
+        result["cpu_ms"] = {
+            k: round((_cpu_seconds(v) - before[k]) * 1000 / max(n, 1), 2)
+            for k, v in processes.items()
+        }
+    return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench_api", description=__doc__.split("\n\n")[0])
+def report_line(name: str, result: dict[str, Any], width: int = 48) -> str:
+    """One human-readable line of a result."""
+    line = (
+        f"{name:{width}s} c={result['concurrency']:<3d} {result['rps']:8.1f} req/s  "
+        f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  "
+        f"errors {result['errors']}"
+    )
+    if "cpu_ms" in result:
+        line += "  cpu/req " + " ".join(f"{k} {v:.1f}" for k, v in result["cpu_ms"].items())
+    return line
+
+
+def start_gunicorn(
+    config_path: Path, port: int, workers: int, threads: int
+) -> subprocess.Popen[bytes]:
+    """gunicorn serving the app with the production gunicorn.conf.py (access log dropped)."""
+    env = {
+        **os.environ,
+        "CLOCKWORK_CONFIG": str(config_path),
+        "PYTHONPATH": str(ROOT),
+        "CLOCKWORK_ACCESS_LOG": os.devnull,
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(ROOT / "gunicorn.conf.py"),
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "clockwork_web.wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """The options both benchmarks share."""
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--requests", type=int, default=300, help="per case and concurrency")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--seed", default="bench")
+    parser.add_argument(
+        "--db-dir",
+        type=Path,
+        default=None,
+        help="keep the database and its data here between runs (reused if it matches)",
+    )
+    parser.add_argument("--workers", type=int, default=BENCH_WORKERS, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=BENCH_THREADS, help="threads per worker")
+    parser.add_argument("--only", default=None, help="run only the cases whose name has this")
+
+
+def stop_gunicorn(gunicorn: subprocess.Popen[bytes] | None) -> None:
+    if gunicorn is not None and gunicorn.poll() is None:
+        os.killpg(gunicorn.pid, signal.SIGTERM)
+        try:
+            gunicorn.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(gunicorn.pid, signal.SIGKILL)
+            gunicorn.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench_api", description=__doc__.split("\n\n")[0])
+    add_common_options(parser)
     args = parser.parse_args(argv)
 
     from clockwork_web.auth.tokens import create_token
-    from test_common.datagen import load_dataset
 
     tmp = Path(tempfile.mkdtemp(prefix="cw-bench-api-"))
     gunicorn: subprocess.Popen[bytes] | None = None
+    directory: Path | None = None
     try:
-        server = embedded_db.up(tmp / "db")
-        db_name = "clockwork_bench"
-        db = get_client(server.uri)[db_name]
-        print(f"loading {args.jobs} jobs for {args.users} users ...", file=sys.stderr)
-        dataset = load_dataset(db, n_jobs=args.jobs, n_users=args.users, seed=args.seed)
-        print(f"loaded in {dataset['seconds']} s: {dataset}", file=sys.stderr)
-        clusters = dataset["clusters"]
+        directory, db, clusters = open_dataset(args.db_dir, tmp, args.jobs, args.users, args.seed)
+        server = embedded_db.status(directory)
+        assert server is not None
         config_path = tmp / "clockwork.toml"
-        config_path.write_text(_config_toml(server.uri, db_name, clusters))
+        config_path.write_text(_config_toml(server.uri, DB_NAME, clusters))
+        # tokens of earlier runs on a kept database are dropped (a user may hold 100)
+        db.api_tokens.delete_many({"user_email": STUDENT, "name": "bench"})
+        db.api_tokens.delete_many({"user_email": ADMIN, "name": "bench"})
         student_token, _ = create_token(db, STUDENT, "bench")
         admin_token, _ = create_token(db, ADMIN, "bench")
         mine = [
@@ -178,37 +351,10 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError("the student owns no job in the data set")
 
         port = _free_port()
-        env = {
-            **os.environ,
-            "CLOCKWORK_CONFIG": str(config_path),
-            "PYTHONPATH": str(ROOT),
-            # the production gunicorn.conf.py is used; only its access log is dropped
-            "CLOCKWORK_ACCESS_LOG": os.devnull,
-        }
-        gunicorn = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--workers",
-                "2",
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "8",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-                "clockwork_web.wsgi:app",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        gunicorn = start_gunicorn(config_path, port, args.workers, args.threads)
         base = f"http://127.0.0.1:{port}"
         _wait_until_up(base, gunicorn)
+        processes = process_groups(server.pid, gunicorn.pid)
 
         user = {"Authorization": f"Bearer {student_token}"}
         admin = {"Authorization": f"Bearer {admin_token}"}
@@ -228,29 +374,22 @@ def main(argv: list[str] | None = None) -> int:
         ]
         results = []
         for name, make_url, headers in cases:
+            if args.only and args.only not in name:
+                continue
             _measure(base, make_url, headers, 8, WARMUP_PER_CASE)
             for concurrency in args.concurrency:
                 result = {
                     "endpoint": name,
-                    **_measure(base, make_url, headers, concurrency, args.requests),
+                    **_measure(base, make_url, headers, concurrency, args.requests, processes),
                 }
                 results.append(result)
-                print(
-                    f"{name:48s} c={concurrency:<3d} {result['rps']:8.1f} req/s  "
-                    f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  "
-                    f"errors {result['errors']}"
-                )
+                print(report_line(name, result))
         print(json.dumps({"results": results}))
         return 0
     finally:
-        if gunicorn is not None and gunicorn.poll() is None:
-            os.killpg(gunicorn.pid, signal.SIGTERM)
-            try:
-                gunicorn.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(gunicorn.pid, signal.SIGKILL)
-                gunicorn.wait()
-        embedded_db.down(tmp / "db", purge=True)
+        stop_gunicorn(gunicorn)
+        if directory is not None:
+            close_dataset(directory, keep=args.db_dir is not None)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -2,10 +2,11 @@
 """Benchmark the HTML pages under gunicorn over 100,000 generated jobs.
 
     python scripts/bench_pages.py [--jobs 100000] [--users 300] [--requests 300]
+                                  [--db-dir DIR] [--workers N] [--threads N]
 
-The same set-up as ``scripts/bench_api.py`` (whose helpers it uses): its own
-embedded database in a temporary directory, the generated data set, gunicorn
-(2 workers, gthread, 8 threads) on a free loopback port. Pages authenticate
+The same set-up as ``scripts/bench_api.py`` (whose helpers and options it
+uses, ``--db-dir`` included): its own embedded database, the generated data
+set, gunicorn (gthread) on a free loopback port. Pages authenticate
 with a browser session: a session cookie signed with the app's secret for the
 demo student (and the demo admin), as a login would leave. Measured at
 concurrency 1 and 16, after a warm-up:
@@ -17,16 +18,14 @@ concurrency 1 and 16, after a warm-up:
 
 Prints requests/s, p50 and p99 per case; the LAST line is one JSON object
 ``{"results": [{"endpoint", "concurrency", "rps", "p50_ms", "p99_ms",
-"errors"}, ...]}``. Target: p99 <= 150 ms at concurrency 16.
+"errors", "cpu_ms"}, ...]}``. Target: p99 <= 150 ms at concurrency 16.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -39,15 +38,22 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_api import (  # noqa: E402
     ADMIN,
+    DB_NAME,
     STUDENT,
     WARMUP_PER_CASE,
     _config_toml,
     _free_port,
     _measure,
     _wait_until_up,
+    add_common_options,
+    close_dataset,
+    open_dataset,
+    process_groups,
+    report_line,
+    start_gunicorn,
+    stop_gunicorn,
 )
 
-from clockwork_core.db import get_client  # noqa: E402
 from test_common import embedded_db  # noqa: E402
 
 
@@ -64,27 +70,18 @@ def session_cookie(config_path: Path, email: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_pages", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=100_000)
-    parser.add_argument("--users", type=int, default=300)
-    parser.add_argument("--requests", type=int, default=300, help="per case and concurrency")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
-    parser.add_argument("--seed", default="bench")
+    add_common_options(parser)
     args = parser.parse_args(argv)
-
-    from test_common.datagen import load_dataset
 
     tmp = Path(tempfile.mkdtemp(prefix="cw-bench-pages-"))
     gunicorn: subprocess.Popen[bytes] | None = None
+    directory: Path | None = None
     try:
-        server = embedded_db.up(tmp / "db")
-        db_name = "clockwork_bench"
-        db = get_client(server.uri)[db_name]
-        print(f"loading {args.jobs} jobs for {args.users} users ...", file=sys.stderr)
-        dataset = load_dataset(db, n_jobs=args.jobs, n_users=args.users, seed=args.seed)
-        print(f"loaded in {dataset['seconds']} s: {dataset}", file=sys.stderr)
-        clusters = dataset["clusters"]
+        directory, db, clusters = open_dataset(args.db_dir, tmp, args.jobs, args.users, args.seed)
+        server = embedded_db.status(directory)
+        assert server is not None
         config_path = tmp / "clockwork.toml"
-        config_path.write_text(_config_toml(server.uri, db_name, clusters))
+        config_path.write_text(_config_toml(server.uri, DB_NAME, clusters))
         mine = [
             (d["slurm"]["cluster_name"], d["slurm"]["job_id"])
             for d in db.jobs.find({"cw.user": STUDENT}, {"slurm": 1}).limit(100)
@@ -96,36 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         admin = {"Cookie": f"{cookie_name}={session_cookie(config_path, ADMIN)}"}
 
         port = _free_port()
-        env = {
-            **os.environ,
-            "CLOCKWORK_CONFIG": str(config_path),
-            "PYTHONPATH": str(ROOT),
-            "CLOCKWORK_ACCESS_LOG": os.devnull,
-        }
-        gunicorn = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--workers",
-                "2",
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "8",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-                "clockwork_web.wsgi:app",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        gunicorn = start_gunicorn(config_path, port, args.workers, args.threads)
         base = f"http://127.0.0.1:{port}"
         _wait_until_up(base, gunicorn)
+        processes = process_groups(server.pid, gunicorn.pid)
 
         cluster = clusters[0]
         cases: list[tuple[str, Callable[[int], str], dict[str, str]]] = [
@@ -145,31 +116,24 @@ def main(argv: list[str] | None = None) -> int:
         ]
         results = []
         for name, make_url, headers in cases:
+            if args.only and args.only not in name:
+                continue
             warm = _measure(base, make_url, headers, 8, WARMUP_PER_CASE)
             if warm["errors"]:
                 raise RuntimeError(f"{name}: {warm['errors']} errors while warming up")
             for concurrency in args.concurrency:
                 result = {
                     "endpoint": name,
-                    **_measure(base, make_url, headers, concurrency, args.requests),
+                    **_measure(base, make_url, headers, concurrency, args.requests, processes),
                 }
                 results.append(result)
-                print(
-                    f"{name:40s} c={concurrency:<3d} {result['rps']:8.1f} req/s  "
-                    f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  "
-                    f"errors {result['errors']}"
-                )
+                print(report_line(name, result, 40))
         print(json.dumps({"results": results}))
         return 0
     finally:
-        if gunicorn is not None and gunicorn.poll() is None:
-            os.killpg(gunicorn.pid, signal.SIGTERM)
-            try:
-                gunicorn.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(gunicorn.pid, signal.SIGKILL)
-                gunicorn.wait()
-        embedded_db.down(tmp / "db", purge=True)
+        stop_gunicorn(gunicorn)
+        if directory is not None:
+            close_dataset(directory, keep=args.db_dir is not None)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -24,6 +24,7 @@ from pymongo.errors import PyMongoError
 
 from clockwork_core.config import Config, load_config_or_exit
 from clockwork_core.db import get_database
+from clockwork_core.periodic import run_periodically
 from clockwork_core.schema import Job, Node
 from slurm_state import store
 from slurm_state.fetch import Fetcher, FetchError, Report, make_fetcher, scrape_window
@@ -376,30 +377,14 @@ def run_scrape(args: argparse.Namespace) -> int:
 
 def run_watch(args: argparse.Namespace) -> int:
     """The ``watch`` command: scrape, sleep until the next period, forever (or SIGTERM)."""
-    import signal
-
     config, db, names = _open(args)
-    stop = {"now": False}
 
-    def _stop(signum: int, frame: Any) -> None:
-        stop["now"] = True
+    def one_pass() -> int:
+        clock = time.monotonic()
+        results = scrape_all(config, db, names, dry_run=args.dry_run)
+        print(summary(results, time.monotonic() - clock), flush=True)
+        return 0 if all(r.ok for r in results) else 1
 
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    runs = 0
-    status = 0
-    try:
-        while not stop["now"]:
-            clock = time.monotonic()
-            results = scrape_all(config, db, names, dry_run=args.dry_run)
-            print(summary(results, time.monotonic() - clock), flush=True)
-            status = 0 if all(r.ok for r in results) else 1
-            runs += 1
-            if args.iterations and runs >= args.iterations:
-                break
-            deadline = clock + args.every
-            while not stop["now"] and time.monotonic() < deadline:
-                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return status
+    return run_periodically(
+        one_pass, loop=True, every=args.every, iterations=args.iterations or None
+    )

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 
 from clockwork_core.config import load_config_or_exit
 from clockwork_core.db import get_database
+from clockwork_core.periodic import run_periodically
 from clockwork_web.notify.notifier import Notifier
 
 log = logging.getLogger("clockwork_web.notify")
@@ -29,10 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = load_config_or_exit()
     notifier = Notifier(get_database(config.database), config)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    while True:
+
+    def one_pass() -> int:
         counts = notifier.run_once()
         log.info(
             "notifier: %d events, %d delivered, %d sent, %d to retry, %d failed, %d unknown",
@@ -43,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
             counts.failed,
             counts.unknown,
         )
-        if not args.loop or stop.wait(max(args.every, 0.1)):
-            return 1 if counts.errors else 0
+        return 1 if counts.errors else 0
+
+    return run_periodically(one_pass, loop=args.loop, every=max(args.every, 0.1))
 
 
 if __name__ == "__main__":

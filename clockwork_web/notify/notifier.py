@@ -54,6 +54,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from clockwork_core.config import Config
+from clockwork_core.schema import FINAL_STATES
 from clockwork_web.notify.channels import (
     ChannelError,
     Message,
@@ -70,21 +71,8 @@ CHANNELS: tuple[str, ...] = ("email", "slack", "rabbitmq", "webhook")
 #: Channels whose receivers can drop a repeat (they get the delivery id).
 IDEMPOTENT_CHANNELS: frozenset[str] = frozenset({"webhook", "rabbitmq"})
 FINAL_DELIVERY: frozenset[str] = frozenset({"sent", "failed", "unknown"})
-#: Slurm states that end a job (kept in step with submissions.service.FINAL_STATES).
-FINAL_JOB_STATES: frozenset[str] = frozenset(
-    {
-        "COMPLETED",
-        "FAILED",
-        "CANCELLED",
-        "TIMEOUT",
-        "OUT_OF_MEMORY",
-        "PREEMPTED",
-        "BOOT_FAIL",
-        "NODE_FAIL",
-        "DEADLINE",
-        "REVOKED",
-    }
-)
+#: Slurm states that end a job.
+FINAL_JOB_STATES: frozenset[str] = FINAL_STATES
 
 Sender = Callable[[str, Message, str, str], None]
 

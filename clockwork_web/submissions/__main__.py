@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 
 from clockwork_core.config import load_config_or_exit
 from clockwork_core.db import get_database
+from clockwork_core.periodic import run_periodically
 from clockwork_web.submissions.service import retry_pending, sync_states
 
 log = logging.getLogger("clockwork_web.submissions")
@@ -28,14 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = load_config_or_exit()
     db = get_database(config.database)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while True:
+
+    def one_pass() -> int:
         sent = retry_pending(db, config)
         changed = sync_states(db, config)
         log.info("submissions: %d sent, %d changed state", sent, changed)
-        if not args.loop or stop.wait(max(args.every, 1.0)):
-            return 0
+        return 0
+
+    return run_periodically(one_pass, loop=args.loop, every=max(args.every, 1.0))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from clockwork_core.config import ClusterConfig, Config
+from clockwork_core.schema import FINAL_STATES as SCHEMA_FINAL_STATES
 from clockwork_web.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from clockwork_web.submissions.backends import (
     Backend,
@@ -57,21 +58,8 @@ BackendFor = Callable[[ClusterConfig], Backend]
 PENDING = "PENDING"
 SUBMITTED = "SUBMITTED"
 CANCELLING = "CANCELLING"
-#: Slurm states after which nothing changes any more.
-FINAL_STATES: frozenset[str] = frozenset(
-    {
-        "COMPLETED",
-        "FAILED",
-        "CANCELLED",
-        "TIMEOUT",
-        "OUT_OF_MEMORY",
-        "PREEMPTED",
-        "BOOT_FAIL",
-        "NODE_FAIL",
-        "DEADLINE",
-        "REVOKED",
-    }
-)
+#: Slurm states after which nothing changes any more (the schema's own list).
+FINAL_STATES: frozenset[str] = SCHEMA_FINAL_STATES
 #: Slurm states that mean "queued": the submission shows SUBMITTED for them.
 QUEUED_STATES: frozenset[str] = frozenset(
     {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "CONFIGURING"}
