@@ -137,7 +137,8 @@ def remote_addr() -> str:
 
 def find_user(email: str) -> User | None:
     """The user with this email, or None (one indexed read)."""
-    doc = get_db().users.find_one({"email": email}, {"_id": 0, "account_keys": 0})
+    # no projection: the embedded database deep-copies a document to project it
+    doc = get_db().users.find_one({"email": email})
     return User.from_document(doc) if doc else None
 
 

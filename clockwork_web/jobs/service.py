@@ -7,10 +7,13 @@ reported as not found, so its existence is not revealed.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +33,21 @@ from clockwork_web.jobs.query import (
 #: What a job looks like in the API: Clockwork's bookkeeping of scrapes is dropped.
 JOB_PROJECTION: dict[str, int] = {"_id": 0, "cw.last_scrape_id": 0}
 
+
+def public_job(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` as JOB_PROJECTION shows it, trimmed here.
+
+    The embedded database applies an exclusion projection by deep-copying
+    every document (a fifth of its time on a page of jobs); dropping two keys
+    here costs nothing.
+    """
+    doc.pop("_id", None)
+    cw = doc.get("cw")
+    if isinstance(cw, dict):
+        cw.pop("last_scrape_id", None)
+    return doc
+
+
 #: Clauses that make a listing selective enough to need no submit-time window.
 SELECTIVE_CLAUSES = frozenset({"slurm.job_id", "slurm.array_job_id", "cw.user", "slurm.username"})
 
@@ -40,6 +58,13 @@ WINDOW_START = timedelta(minutes=15)
 WINDOW_GROWTH_MIN = 2.0
 WINDOW_GROWTH_MAX = 16.0
 WINDOW_MAX = timedelta(days=366 * 5)
+#: The remembered width is this much wider than the page needed last time.
+WINDOW_MARGIN = 1.1
+#: Slices of listings that need at most this many jobs are sorted here.
+SORT_HERE_MAX = 1000
+#: At most this many queries per slice: a plan splits the ``$in`` lists of the
+#: indexed fields into one equality query each.
+MAX_SPLIT = 16
 
 #: A count that took longer than SLOW_COUNT_S is reused for COUNT_TTL_S
 #: seconds, or COUNT_TTL_PER_S times its cost if longer (at most COUNT_TTL_MAX_S):
@@ -128,8 +153,13 @@ class _WidthMemory:
 _widths = _WidthMemory()
 
 
-def cached_count(db: Database[Any], collection: str, query: Mapping[str, Any]) -> int:
-    """The number of documents matching ``query``; slow counts are cached briefly."""
+def cached_count(
+    db: Database[Any], collection: str, query: Mapping[str, Any], *, ttl: float | None = None
+) -> int:
+    """The number of documents matching ``query``; slow counts are cached briefly.
+
+    With ``ttl``, every count is reused for at least that many seconds.
+    """
     key = f"{db.name}.{collection}:{sorted(query.items())!r}"
     cached = _counts.get(key)
     if cached is not None:
@@ -140,8 +170,11 @@ def cached_count(db: Database[Any], collection: str, query: Mapping[str, Any]) -
     else:
         total = db[collection].count_documents(dict(query))
     elapsed = time.monotonic() - started
+    keep = min(COUNT_TTL_MAX_S, max(COUNT_TTL_S, COUNT_TTL_PER_S * elapsed))
     if elapsed > SLOW_COUNT_S:
-        _counts.put(key, total, min(COUNT_TTL_MAX_S, max(COUNT_TTL_S, COUNT_TTL_PER_S * elapsed)))
+        _counts.put(key, total, max(keep, ttl or 0.0))
+    elif ttl:
+        _counts.put(key, total, ttl)
     return total
 
 
@@ -153,6 +186,147 @@ def count_jobs(db: Database[Any], query: Mapping[str, Any]) -> int:
 # --------------------------------------------------------------------------- listing
 
 
+@dataclass(frozen=True)
+class WindowPlan:
+    """How a newest-first listing is read through submit-time slices.
+
+    Each slice is read with one query per entry of ``parts``: equalities that
+    an index follows with ``slurm.submit_time`` (the product of the ``$in``
+    lists of those fields), so the database reads only the jobs of that slice.
+    ``residual`` holds the other clauses: sent along when ``parts`` is just
+    ``{}`` (the submit-time clause then leads the filter, and the database
+    plans it on the submit-time index), else checked here on what the parts
+    return (a clause beside them would make the database plan the whole filter
+    on its first field alone).
+    """
+
+    parts: tuple[dict[str, Any], ...]
+    residual: dict[str, Any]
+
+    @property
+    def residual_here(self) -> bool:
+        return bool(self.residual) and self.parts != ({},)
+
+
+def _eq_values(clause: Any) -> list[Any] | None:
+    """The values an equality or ``$in`` clause accepts, None for other clauses."""
+    if isinstance(clause, dict):
+        values = clause.get("$in") if set(clause) == {"$in"} else None
+        if not isinstance(values, list) or any(isinstance(v, (dict, list)) for v in values):
+            return None
+        return values
+    if isinstance(clause, list) or clause is None:
+        return None
+    return [clause]
+
+
+def _matcher(path: str, clause: Any) -> Callable[[Mapping[str, Any]], bool] | None:
+    """A check of one residual clause on a job document, None if not supported here."""
+    top, _, field = path.partition(".")
+    if not field or "." in field:
+        return None
+    values = _eq_values(clause)
+    if values is not None:
+        accepted = list(values)
+
+        def check_in(doc: Mapping[str, Any]) -> bool:
+            return (doc.get(top) or {}).get(field) in accepted
+
+        return check_in
+    if (
+        isinstance(clause, dict)
+        and set(clause) <= {"$regex", "$options"}
+        and isinstance(clause.get("$regex"), str)
+        and clause.get("$options", "") in ("", "i")
+    ):
+        pattern = re.compile(clause["$regex"], re.IGNORECASE if clause.get("$options") else 0)
+
+        def check_regex(doc: Mapping[str, Any]) -> bool:
+            value = (doc.get(top) or {}).get(field)
+            return isinstance(value, str) and pattern.search(value) is not None
+
+        return check_regex
+    return None
+
+
+def window_plan(
+    query: Mapping[str, Any], sort: list[tuple[str, int]], max_split: int | None = None
+) -> WindowPlan | None:
+    """How a newest-first listing is read through windows, or None (one plain query).
+
+    The parts use the index whose equality fields (before ``submit_time``) the
+    filter pins most selectively: the user's, then the most fields, then the
+    fewest queries (at most MAX_SPLIT per slice). With no such field, the
+    submit-time index alone serves a listing with no selective clause.
+    """
+    if sort[0] != ("slurm.submit_time", -1):
+        return None
+    bounds = query.get("slurm.submit_time")
+    if bounds is not None and not (isinstance(bounds, dict) and set(bounds) <= {"$gte", "$lt"}):
+        return None
+    others = {k: v for k, v in query.items() if k != "slurm.submit_time"}
+    pinned = {k: vs for k, v in others.items() if (vs := _eq_values(v)) is not None}
+    if any(not vs for vs in pinned.values()):
+        return None  # an empty $in: nothing matches, the plain query says so at once
+    best: tuple[tuple[bool, int, int], frozenset[str]] | None = None
+    for prefix in WINDOWABLE:
+        if not prefix <= set(pinned):
+            continue
+        combos = math.prod(len(pinned[f]) for f in prefix)
+        if combos > (MAX_SPLIT if max_split is None else max_split):
+            continue
+        score = (bool(prefix & SELECTIVE_CLAUSES), len(prefix), -combos)
+        if best is None or score > best[0]:
+            best = (score, prefix)
+    if best is None:
+        return None
+    prefix = best[1]
+    residual = {k: v for k, v in others.items() if k not in prefix}
+    if not prefix:
+        if SELECTIVE_CLAUSES & set(query):
+            return None  # job ids, a user...: the plain query reads fewer jobs
+        return WindowPlan(parts=({},), residual=residual)
+    if any(_matcher(k, v) is None for k, v in residual.items()):
+        return None
+    fields = sorted(prefix)
+    parts = tuple(
+        dict(zip(fields, combo, strict=True))
+        for combo in itertools.product(*(pinned[f] for f in fields))
+    )
+    return WindowPlan(parts=parts, residual=residual)
+
+
+def _sort_key(sort: list[tuple[str, int]]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A Python key giving ``sort``'s order (missing values lowest, as MongoDB)."""
+
+    def value(doc: Mapping[str, Any], path: str, direction: int) -> tuple[Any, ...]:
+        top, _, field = path.partition(".")
+        v = (doc.get(top) or {}).get(field) if field else doc.get(top)
+        if isinstance(v, datetime) and v.tzinfo is None:
+            v = v.replace(tzinfo=UTC)
+        present = v is not None
+        if direction < 0:
+            return (not present, _Reversed(v) if present else 0)
+        return (present, v if present else 0)
+
+    return lambda doc: tuple(value(doc, path, direction) for path, direction in sort)
+
+
+class _Reversed:
+    """Wraps a value so that it sorts in reverse (descending keys of a compound sort)."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, v: Any) -> None:
+        self.v = v
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return bool(other.v < self.v)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and bool(self.v == other.v)
+
+
 def _windowed_find(
     db: Database[Any],
     query: dict[str, Any],
@@ -160,73 +334,100 @@ def _windowed_find(
     skip: int,
     limit: int,
     now: datetime,
-    *,
-    window_first: bool,
+    plan: WindowPlan,
+    projection: Mapping[str, Any] | None,
 ) -> list[dict[str, Any]]:
     """Newest-first listing read through consecutive submit-time slices.
 
-    The embedded database materializes every candidate before it sorts and
-    limits; reading the newest 15 minutes first, then older slices sized from
-    what the previous ones held, keeps a page of 50 to the few hundred
-    documents around it instead of all the matching ones. Slices do not
-    overlap, so nothing is read twice. ``window_first`` puts the slice clause
-    first, for a filter whose other clauses are not selective.
+    The embedded database decodes every candidate before it sorts and limits;
+    reading the newest slice first (its width remembered from the last such
+    listing), then older slices sized from what the previous ones held, keeps
+    a page of 50 to the few dozen documents around it instead of all the
+    matching ones. Slices do not overlap, so each slice's documents, sorted,
+    follow the previous slice's. The last slice has no lower bound; it also
+    takes the jobs without a submit time (which sort last).
     """
     bounds = dict(query.get("slurm.submit_time") or {})
-    rest = {k: v for k, v in query.items() if k != "slurm.submit_time"}
     floor, ceiling = bounds.get("$gte"), bounds.get("$lt")
+    checks = [_matcher(k, v) for k, v in plan.residual.items()] if plan.residual_here else []
     need = skip + limit
+    key = _sort_key(sort)
     found: list[dict[str, Any]] = []
     upper: datetime | None = None
-    shape = f"{db.name}:{sorted(rest.items())!r}:{need}"
+    shape = _shape(db, plan, need)
     width = _widths.get(shape) or WINDOW_START
-    while width <= WINDOW_MAX:
+
+    def read(window: dict[str, Any], bounded: bool) -> None:
+        """Add the jobs of one slice, in order.
+
+        A slice bounded below is sized to hold about a page: it is read whole
+        and sorted here (the embedded database sorts a compound key in Python,
+        slower than this). An unbounded one, or one for a deep page, is sorted
+        and limited there.
+        """
+        slice_docs: list[dict[str, Any]] = []
+        for part in plan.parts:
+            if part:
+                cursor = db.jobs.find({**part, **window}, projection)
+            else:
+                cursor = db.jobs.find({**window, **plan.residual}, projection)
+            if not bounded:
+                cursor = cursor.sort(sort)
+                if not checks:
+                    cursor = cursor.limit(need - len(found))
+            for doc in cursor:
+                if all(check(doc) for check in checks):  # type: ignore[misc]
+                    slice_docs.append(doc)
+        if bounded or len(plan.parts) > 1 or checks:
+            slice_docs.sort(key=key)
+        found.extend(slice_docs[: need - len(found)])
+
+    while True:
         low = now - width
-        last = floor is not None and low <= floor
-        part = dict(bounds)
+        last = width >= WINDOW_MAX or (floor is not None and low <= floor)
+        clause: dict[str, Any] = {}
         if not last:
-            part["$gte"] = low
-        if upper is not None:
-            part["$lt"] = upper if ceiling is None else min(upper, ceiling)
-        clause = {"slurm.submit_time": part}
-        windowed = {**clause, **rest} if window_first else {**rest, **clause}
-        found.extend(db.jobs.find(windowed, JOB_PROJECTION).sort(sort).limit(need - len(found)))
+            clause["$gte"] = low
+        elif floor is not None:
+            clause["$gte"] = floor
+        top = upper if ceiling is None else (ceiling if upper is None else min(upper, ceiling))
+        if top is not None:
+            clause["$lt"] = top
+        read(
+            {"slurm.submit_time": clause} if clause else {},
+            bounded=not last and need <= SORT_HERE_MAX,
+        )
+        if last and len(found) < need and floor is None and ceiling is None and upper is not None:
+            # jobs without a submit time sort last; the slices' bounds left them out
+            read({"slurm.submit_time": None}, bounded=False)
         if len(found) >= need or last:
             _remember_width(shape, found, need, now)
             return found[skip:need]
         upper = low
         growth = 1.5 * need / max(len(found), 1)
-        width *= min(WINDOW_GROWTH_MAX, max(WINDOW_GROWTH_MIN, growth))
-    # older than every window (or no submit time at all): read the plain query
-    return list(db.jobs.find(query, JOB_PROJECTION).sort(sort).skip(skip).limit(limit))
+        width = min(WINDOW_MAX, width * min(WINDOW_GROWTH_MAX, max(WINDOW_GROWTH_MIN, growth)))
+
+
+def _shape(db: Database[Any], plan: WindowPlan, need: int) -> str:
+    """The key of a listing's remembered window width."""
+    return f"{db.name}:{sorted(plan.residual.items())!r}:{plan.parts!r}:{need}"
 
 
 def _remember_width(shape: str, found: list[dict[str, Any]], need: int, now: datetime) -> None:
-    """Start the next such listing with a window that just holds its page."""
+    """Start the next such listing with a window that just holds its page.
+
+    A listing that ran out of jobs starts the next time with one unbounded slice.
+    """
     if len(found) < need:
+        _widths.put(shape, WINDOW_MAX)
         return
     oldest = (found[need - 1].get("slurm") or {}).get("submit_time")
     if isinstance(oldest, datetime):
         if oldest.tzinfo is None:
             oldest = oldest.replace(tzinfo=UTC)
-        _widths.put(shape, max(WINDOW_START, (now - oldest) * 1.25))
-
-
-def window_plan(query: Mapping[str, Any], sort: list[tuple[str, int]]) -> str | None:
-    """How a newest-first listing is read: window ``"first"``/``"last"``, or None.
-
-    Windows help when the database can bound its reading by submit time: a
-    filter of equalities that an index follows with the submit time (a user's
-    jobs, in one state), or a staff listing with no selective clause.
-    """
-    if sort[0] != ("slurm.submit_time", -1):
-        return None
-    others = {k: v for k, v in query.items() if k != "slurm.submit_time"}
-    if all(not isinstance(v, dict) for v in others.values()) and frozenset(others) in WINDOWABLE:
-        return "last"
-    if not SELECTIVE_CLAUSES & set(query):
-        return "first"
-    return None
+        _widths.put(shape, min(WINDOW_MAX, max(WINDOW_START, (now - oldest) * WINDOW_MARGIN)))
+    else:
+        _widths.put(shape, WINDOW_MAX)
 
 
 def find_jobs(
@@ -237,14 +438,29 @@ def find_jobs(
     skip: int = 0,
     limit: int,
     now: datetime | None = None,
+    projection: Mapping[str, Any] | None = None,
+    max_split: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The jobs matching a built query, read through windows when that helps."""
-    plan = window_plan(query, sort)
+    """The jobs matching a built query (as JOB_PROJECTION shows them), read
+    through windows when that helps.
+
+    A ``projection`` listing fields must keep those the query and the sort name.
+    ``max_split`` caps the queries per slice (default MAX_SPLIT): 1 reads one
+    index range per slice and checks the ``$in`` clauses here, better when the
+    matching jobs are among the newest anyway; a listing that ran out of jobs
+    that way is split as usual the next time.
+    """
+    plan = window_plan(query, sort, max_split)
+    # the last such listing ran out of jobs in that one range: split it after all
+    exhausted = plan is not None and _widths.get(_shape(db, plan, skip + limit)) == WINDOW_MAX
+    if max_split is not None and exhausted:
+        plan = window_plan(query, sort)
     if plan is None:
-        return list(db.jobs.find(query, JOB_PROJECTION).sort(sort).skip(skip).limit(limit))
-    return _windowed_find(
-        db, query, sort, skip, limit, now or datetime.now(UTC), window_first=plan == "first"
-    )
+        docs = list(db.jobs.find(query, projection).sort(sort).skip(skip).limit(limit))
+    else:
+        when = now or datetime.now(UTC)
+        docs = _windowed_find(db, query, sort, skip, limit, when, plan, projection)
+    return [public_job(doc) for doc in docs] if projection is None else docs
 
 
 def list_jobs(
@@ -298,10 +514,10 @@ def _visible(doc: Mapping[str, Any], user: UserLike) -> bool:
 
 def find_job(db: Database[Any], cluster: str, job_id: int, user: UserLike) -> dict[str, Any]:
     """The job ``(cluster, job_id)`` as the API shows it; NotFound if invisible."""
-    doc = db.jobs.find_one({"slurm.cluster_name": cluster, "slurm.job_id": job_id}, JOB_PROJECTION)
+    doc = db.jobs.find_one({"slurm.cluster_name": cluster, "slurm.job_id": job_id})
     if doc is None or not _visible(doc, user):
         raise NotFound(f"no job {job_id} on cluster {cluster}")
-    return doc
+    return public_job(doc)
 
 
 def get_job(db: Database[Any], cluster: str, job_id: int, user: UserLike) -> dict[str, Any]:

@@ -7,6 +7,7 @@ admins see every node.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +22,21 @@ from clockwork_web.jobs.query import (
     parse_list,
     reject_unknown,
 )
-from clockwork_web.jobs.service import Page, cached_count
+from clockwork_web.jobs.service import Page, cached_count, public_job
+
+#: Node totals are reused for this long (seconds): nodes come and go rarely,
+#: and counting a cluster's nodes reads every one of them.
+NODE_COUNT_TTL_S = 15.0
 
 NODE_PARAMS = frozenset({"cluster", "state", "name", "page", "per_page"})
 NODE_PROJECTION: dict[str, int] = {"_id": 0, "cw.last_scrape_id": 0}
+
+
+def public_node(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` as NODE_PROJECTION shows it, trimmed here (see ``jobs.service.public_job``)."""
+    return public_job(doc)
+
+
 NODE_SORT: list[tuple[str, int]] = [("slurm.cluster_name", 1), ("slurm.name", 1)]
 
 
@@ -103,7 +115,7 @@ def list_nodes(
     for part in parts:
         if len(docs) >= want:
             break
-        docs.extend(db.nodes.find(part, NODE_PROJECTION).sort(NODE_SORT).limit(want - len(docs)))
+        docs.extend(_first_nodes(db, part, want - len(docs)))
     docs = docs[skip:]
     has_next = len(docs) > filters.per_page
     items = docs[: filters.per_page]
@@ -114,9 +126,57 @@ def list_nodes(
     )
 
 
+class _NameBounds:
+    """Per listing shape, the name of the last node its page needed last time.
+
+    The database decodes every node a query's index range holds before it
+    sorts and limits; bounding the name range by what the previous page ended
+    on keeps a page to its own nodes. A guess only: a page that comes up short
+    reads on past the bound, so a stale bound costs a query, never a wrong page.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bounds: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            return self._bounds.get(key)
+
+    def put(self, key: str, name: str) -> None:
+        with self._lock:
+            if len(self._bounds) > 5000:
+                self._bounds.clear()
+            self._bounds[key] = name
+
+
+_bounds = _NameBounds()
+
+
+def _first_nodes(db: Database[Any], part: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` nodes of ``part`` in (cluster, name) order."""
+
+    def read(query: dict[str, Any], n: int) -> list[dict[str, Any]]:
+        return [public_node(d) for d in db.nodes.find(query).sort(NODE_SORT).limit(n)]
+
+    if set(part) != {"slurm.cluster_name"} or not isinstance(part["slurm.cluster_name"], str):
+        return read(part, limit)
+    key = f"{db.name}:{part['slurm.cluster_name']}:{limit}"
+    bound = _bounds.get(key)
+    if bound is None:
+        docs = read(part, limit)
+    else:
+        docs = read({**part, "slurm.name": {"$lte": bound}}, limit)
+        if len(docs) < limit:
+            docs += read({**part, "slurm.name": {"$gt": bound}}, limit - len(docs))
+    if len(docs) >= limit:
+        _bounds.put(key, docs[limit - 1]["slurm"]["name"])
+    return docs
+
+
 def count_nodes(db: Database[Any], query: Mapping[str, Any]) -> int:
-    """The number of nodes matching ``query`` (slow counts are cached briefly)."""
-    return cached_count(db, "nodes", query)
+    """The number of nodes matching ``query``; reused for NODE_COUNT_TTL_S seconds."""
+    return cached_count(db, "nodes", query, ttl=NODE_COUNT_TTL_S)
 
 
 def all_nodes(
@@ -125,14 +185,14 @@ def all_nodes(
     """Every node ``user`` may see (bounded), for the original API's unpaginated list."""
     filters = NodeFilters(clusters=(cluster,) if cluster else ())
     query = build_node_query(filters, user)
-    return list(db.nodes.find(query, NODE_PROJECTION).sort(NODE_SORT).limit(limit))
+    return [public_node(d) for d in db.nodes.find(query).sort(NODE_SORT).limit(limit)]
 
 
 def get_node(db: Database[Any], cluster: str, name: str, user: UserLike) -> dict[str, Any]:
     """The node ``name`` of ``cluster``; NotFound if absent or on a hidden cluster."""
     if not user.sees_all_jobs and cluster not in user.clusters:
         raise NotFound(f"no node {name} on cluster {cluster}")
-    doc = db.nodes.find_one({"slurm.cluster_name": cluster, "slurm.name": name}, NODE_PROJECTION)
+    doc = db.nodes.find_one({"slurm.cluster_name": cluster, "slurm.name": name})
     if doc is None:
         raise NotFound(f"no node {name} on cluster {cluster}")
-    return doc
+    return public_node(doc)
