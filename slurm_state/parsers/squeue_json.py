@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from clockwork_core.schema import FINAL_STATES, Job
+from clockwork_core.schema import FINAL_STATES, STATE_BUCKETS, Job
 
 from ._errors import SlurmParseError, SqueueParseError
 from ._jobs import gpus
@@ -83,7 +83,7 @@ def squeue_job(
         per_cpu = json_int(raw.get("memory_per_cpu"))
         nodes_count = json_int(raw.get("node_count")) or 1
         mem = per_node * nodes_count if per_node else per_cpu * (num_cpus or 1) if per_cpu else None
-    started = state not in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED")
+    started = state not in STATE_BUCKETS["PENDING"]
     return Job(
         cluster_name=cluster_name,
         job_id=job_id,
