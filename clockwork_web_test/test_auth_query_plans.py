@@ -7,55 +7,20 @@ explained on the embedded server.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-import pymongo
-from pymongo import monitoring
 from pymongo.database import Database
 
 from clockwork_core.config import Config
 from clockwork_web import create_app
 from clockwork_web.auth import oidc, tokens, users
-
-
-class _Recorder(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.commands: list[dict[str, Any]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in ("find", "update", "delete", "aggregate", "findAndModify"):
-            self.commands.append(dict(event.command))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-def _filters(command: dict[str, Any]) -> list[tuple[str, dict[str, Any], Any]]:
-    """``(collection, filter, sort)`` of each query inside a recorded command."""
-    if "find" in command:
-        return [(command["find"], command.get("filter", {}), command.get("sort"))]
-    if "update" in command:
-        return [(command["update"], u["q"], None) for u in command["updates"]]
-    if "delete" in command:
-        return [(command["delete"], d["q"], None) for d in command["deletes"]]
-    if "aggregate" in command:
-        match = next((s["$match"] for s in command["pipeline"] if "$match" in s), {})
-        return [(command["aggregate"], match, None)]
-    return [(command["findAndModify"], command.get("query", {}), command.get("sort"))]
+from test_common.query_plans import effective_plan, recording_client
 
 
 def test_auth_queries_use_indexes(config: Config, db: Database[Any], mongo_uri: str) -> None:
-    recorder = _Recorder()
-    client: pymongo.MongoClient = pymongo.MongoClient(
-        mongo_uri, event_listeners=[recorder], tz_aware=True
-    )
-    try:
+    with recording_client(mongo_uri) as (client, recorder):
         mdb = client[db.name]
         for i in range(300):  # enough documents for a scan to be worth avoiding
             mdb.jobs.insert_one(
@@ -92,18 +57,22 @@ def test_auth_queries_use_indexes(config: Config, db: Database[Any], mongo_uri: 
             session[f"_state_{oidc.CLIENT_NAME}_s1"] = {"exp": time.time() + 60}
             oidc._consume_state(mdb, "s1")
             oidc.provision(mdb, "b@example.org", "B", "preprovisioned")
-        queries = [q for c in recorder.commands for q in _filters(c)]
-        assert len(queries) > 20
+        queries = recorder.queries()
+        assert len(queries) > 10
         scans = []
-        for collection, flt, sort in queries:
+        for collection, name, flt, sort in queries:
             if not flt and collection == "users" and sort:
                 continue  # the full listing, walked in email order on its index
-            explain_cmd: dict[str, Any] = {"find": collection, "filter": flt}
-            if sort:
-                explain_cmd["sort"] = sort
-            plan = json.dumps(mdb.command({"explain": explain_cmd}), default=str)
-            if "COLLSCAN" in plan:
-                scans.append(f"{collection} {flt} sort={sort}")
+            # strict: the whole filter must plan on an index, no clause fallback
+            if "COLLSCAN" in effective_plan(mdb, collection, flt, sort):
+                scans.append(f"{collection}.{name} {flt} sort={sort}")
         assert not scans, "collection scans:\n" + "\n".join(scans)
-    finally:
-        client.close()
+
+
+def test_the_guard_sees_a_scan(db: Database[Any]) -> None:
+    """The plan check itself can fail: a filter on an unindexed field is a scan."""
+    db.users.insert_many(
+        [{"email": f"u{i}@example.org", "display_name": f"U{i}"} for i in range(50)]
+    )
+    assert "COLLSCAN" in effective_plan(db, "users", {"display_name": "U1"})
+    assert "COLLSCAN" not in effective_plan(db, "users", {"email": "u1@example.org"})

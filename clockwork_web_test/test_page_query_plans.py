@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 from test_pages import ADMIN, ADMIN_URLS, CLUSTERS, STAFF, STUDENT, client_as, page_urls
-from test_query_plans import ALLOWED_SCANS, Recorder, _filters_of, effective_plan
+from test_query_plans import ALLOWED_SCANS
 
 from clockwork_core.config import ClusterConfig, Config
 from clockwork_core.db import ensure_indexes
 from clockwork_web import create_app
+from test_common.query_plans import CommandRecorder, effective_plan, is_embedded, queries_of
 
 #: Page queries allowed to scan, with why.
 PAGE_ALLOWED_SCANS = ALLOWED_SCANS | {
@@ -30,15 +31,14 @@ PAGE_ALLOWED_SCANS = ALLOWED_SCANS | {
 def recorded(mongo_uri: str) -> Any:
     from test_common.datagen import load_dataset
 
-    recorder = Recorder()
+    recorder = CommandRecorder()
     client: MongoClient = MongoClient(mongo_uri, event_listeners=[recorder], tz_aware=True)
     name = "cw_test_page_plans"
     client.drop_database(name)
     db = client[name]
     ensure_indexes(db)
     load_dataset(db, n_jobs=2000, n_users=20, seed=3, clusters=list(CLUSTERS))
-    embedded = "secantus" in str(db.command("explain", {"find": "jobs", "filter": {}}))
-    yield db, recorder, embedded
+    yield db, recorder, is_embedded(db)
     client.drop_database(name)
     client.close()
 
@@ -70,12 +70,12 @@ def test_no_page_runs_a_collection_scan(
     scans = []
     seen = set()
     for command in recorder.commands:
-        collection, name, filter_, sort = _filters_of(command)
+        collection, name, filter_, sort = queries_of(command)[0]
         key = (collection, name, repr(filter_), repr(sort))
         if key in seen or (collection, name, repr(filter_)) in PAGE_ALLOWED_SCANS:
             continue
         seen.add(key)
-        stages = effective_plan(db, collection, filter_, sort, embedded)
+        stages = effective_plan(db, collection, filter_, sort, clause_fallback=embedded)
         if "COLLSCAN" in stages:
             scans.append(f"{collection}.{name} {filter_} sort={sort}")
     assert seen, "nothing was recorded"

@@ -6,14 +6,8 @@ checked is exactly what the API issues, window queries and counts included.
 Each recorded ``find``/``aggregate``/``count`` filter is then ``explain()``-ed
 and the test fails on a collection scan.
 
-On the embedded server (SecantusDB), ``explain()`` reports the plans of its
-index pickers (one field; equalities over a compound prefix; equalities then
-one range). For a flat filter none of them covers, the server plans the
-FIRST clause an index serves and filters the rest (its storage layer's last
-resort, which this test mirrors by explaining clause by clause). So a filter
-counts as indexed if its explain says so, or if one of its clauses does, the
-first such clause being the one planned. On a real MongoDB
-(``CLOCKWORK_TEST_MONGODB_URI``) the explain of the whole filter is used.
+How a plan is read on the embedded server (clause by clause when the whole
+filter explains as a scan) is described in ``test_common.query_plans``.
 
 To cover a new query: add a row to CASES (description, who, call).
 """
@@ -25,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 from pymongo.database import Database
 
 from clockwork_core.config import Config
@@ -35,6 +29,7 @@ from clockwork_web.jobs import service as jobs
 from clockwork_web.jobs.query import SORT_FIELDS, build_job_query, parse_job_filters
 from clockwork_web.nodes import service as nodes
 from clockwork_web.stats import service as stats
+from test_common.query_plans import CommandRecorder, effective_plan, is_embedded, queries_of
 
 #: Commands allowed to scan, with why.
 ALLOWED_SCANS = {
@@ -53,74 +48,6 @@ ALLOWED_SCANS = {
 UNINDEXABLE_ALONE = {"slurm.name"}
 
 
-class Recorder(monitoring.CommandListener):
-    """Keeps the read commands a client sends."""
-
-    def __init__(self) -> None:
-        self.commands: list[dict[str, Any]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in ("find", "aggregate", "count", "update", "delete"):
-            self.commands.append(dict(event.command))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-def _stages(plan: Any) -> list[str]:
-    out: list[str] = []
-    if isinstance(plan, dict):
-        if "stage" in plan:
-            out.append(plan["stage"])
-        for value in plan.values():
-            out.extend(_stages(value))
-    elif isinstance(plan, list):
-        for value in plan:
-            out.extend(_stages(value))
-    return out
-
-
-def _winning(db: Database[Any], collection: str, filter_: dict, sort: dict | None) -> list[str]:
-    command: dict[str, Any] = {"find": collection, "filter": filter_}
-    if sort:
-        command["sort"] = sort
-    answer = db.command("explain", command, verbosity="queryPlanner")
-    return _stages(answer["queryPlanner"]["winningPlan"])
-
-
-def effective_plan(
-    db: Database[Any], collection: str, filter_: dict, sort: dict | None, embedded: bool
-) -> list[str]:
-    """The stages of the plan the server runs for this filter (see the module doc)."""
-    stages = _winning(db, collection, filter_, sort)
-    if "COLLSCAN" not in stages or not embedded or len(filter_) < 2:
-        return stages
-    for field, clause in filter_.items():
-        if field.startswith("$"):
-            break
-        clause_stages = _winning(db, collection, {field: clause}, sort)
-        if "COLLSCAN" not in clause_stages:
-            return clause_stages
-    return stages
-
-
-def _filters_of(command: dict[str, Any]) -> tuple[str, str, dict, dict | None]:
-    name = next(iter(command))
-    collection = command[name]
-    if name == "find":
-        return collection, name, command.get("filter") or {}, command.get("sort")
-    if name == "aggregate":
-        first = command["pipeline"][0] if command["pipeline"] else {}
-        return collection, name, first.get("$match", {}), None
-    if name == "count":
-        return collection, name, command.get("query") or {}, None
-    statements = command.get("updates") or command.get("deletes") or [{}]
-    return collection, name, statements[0].get("q", {}), None
-
-
 # --------------------------------------------------------------------------- data
 
 
@@ -130,15 +57,14 @@ def plans_db(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
     from clockwork_core.db import ensure_indexes
     from test_common.datagen import load_dataset
 
-    recorder = Recorder()
+    recorder = CommandRecorder()
     client: MongoClient = MongoClient(mongo_uri, event_listeners=[recorder], tz_aware=True)
     name = "cw_test_plans"
     client.drop_database(name)
     db = client[name]
     ensure_indexes(db)
     dataset = load_dataset(db, n_jobs=3000, n_users=30, seed=5, clusters=["testcluster"])
-    embedded = "secantus" in str(db.command("explain", {"find": "jobs", "filter": {}}))
-    yield db, recorder, dataset, embedded
+    yield db, recorder, dataset, is_embedded(db)
     client.drop_database(name)
     client.close()
 
@@ -297,7 +223,7 @@ def test_no_collection_scan(
     assert issued, "the call issued no command"
     scans = []
     for command in issued:
-        collection, name, filter_, sort = _filters_of(command)
+        collection, name, filter_, sort = queries_of(command)[0]
         if (collection, name, repr(filter_)) in ALLOWED_SCANS:
             continue
         if name in ("aggregate", "count") and filter_ and set(filter_) <= UNINDEXABLE_ALONE:
@@ -306,7 +232,7 @@ def test_no_collection_scan(
             continue  # _id point lookups
         if name == "find" and not filter_ and not sort and command.get("limit") == 1:
             continue  # find_one({}) of the test itself
-        stages = effective_plan(db, collection, filter_, sort, embedded)
+        stages = effective_plan(db, collection, filter_, sort, clause_fallback=embedded)
         if "COLLSCAN" in stages:
             scans.append(f"{collection}.{name} {filter_!r} sort={sort!r}")
     assert not scans, "collection scans:\n" + "\n".join(scans)

@@ -23,6 +23,7 @@ import time
 import pymongo
 from pymongo.errors import ConfigurationError, PyMongoError
 
+from clockwork_core.db import get_client
 from test_common.datagen import load_dataset
 
 
@@ -75,13 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     client: pymongo.MongoClient | None = None
     try:
-        client = pymongo.MongoClient(
-            args.uri,
-            serverSelectionTimeoutMS=args.timeout_ms,
-            connectTimeoutMS=args.timeout_ms,
-            tz_aware=True,
-            appname="clockwork-load-data",
-        )
+        client = get_client(args.uri, args.timeout_ms)
         client.admin.command("ping")
     except ConfigurationError as exc:
         print(f"load_data: bad --uri {_redact(args.uri)!r}: {_short(exc)}", file=sys.stderr)
