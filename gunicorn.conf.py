@@ -12,20 +12,29 @@ import multiprocessing
 import os
 
 bind = os.environ.get("CLOCKWORK_BIND", "127.0.0.1:8000")
-# One worker per core, threads for the waits on the database: a request spends
-# most of its time waiting on the database, and each worker keeps its own caches
-# (counts, listing window widths), so fewer, threaded workers do better. On 2
-# cores with the embedded database (scripts/bench_api.py, c=16): 2 x 8 served
-# ~10-20% more requests/s than 4 x 4 or 3 x 6, and 8 x 2 had second-long tails.
+# One worker per core, a few threads each for the waits on the database: each
+# worker keeps its own caches (counts, listing window widths), so fewer,
+# threaded workers do better than many single-threaded ones. Measured on 2 cores
+# with the embedded database (scripts/bench_api.py, c=16, 50 jobs a page):
+# 8 threads a worker served as many requests/s as 4 but with a p99 ~30% higher
+# (more requests interleaving on one GIL and on the database); 2 threads were
+# no better than 4 and leave fewer threads for slow calls (SSH, the OIDC provider).
 workers = int(os.environ.get("CLOCKWORK_WORKERS", max(2, multiprocessing.cpu_count())))
-threads = int(os.environ.get("CLOCKWORK_THREADS", "8"))
+threads = int(os.environ.get("CLOCKWORK_THREADS", "4"))
+# A worker accepts connections only while it holds fewer than this many (kept-alive
+# ones included). Without a cap, the first worker to wake took 13 of 16 kept-alive
+# clients and served them on one core while the other idled (~20% fewer
+# requests/s). Twice the threads leaves each worker `threads` kept-alive
+# connections; the others are closed after their response (clients reconnect).
+worker_connections = int(os.environ.get("CLOCKWORK_WORKER_CONNECTIONS", str(2 * threads)))
 worker_class = "gthread"
 timeout = int(os.environ.get("CLOCKWORK_TIMEOUT", "60"))
 graceful_timeout = 30
 keepalive = 5
-# a worker is recycled now and then, so that slow leaks never grow
-max_requests = 5000
-max_requests_jitter = 500
+# a worker is recycled now and then, so that slow leaks never grow; not too
+# often: its caches (counts, listing windows) start empty again
+max_requests = 50_000
+max_requests_jitter = 5_000
 # proxies allowed to set X-Forwarded-* (the local reverse proxy only)
 forwarded_allow_ips = os.environ.get("CLOCKWORK_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = os.environ.get("CLOCKWORK_ACCESS_LOG", "-")
@@ -33,5 +42,9 @@ errorlog = os.environ.get("CLOCKWORK_ERROR_LOG", "-")
 loglevel = os.environ.get("CLOCKWORK_LOG_LEVEL", "info")
 # no query strings in the access log: they may hold user names and filters
 access_log_format = '%(h)s %(l)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss "%(a)s"'
-# the app is loaded in each worker after the fork: one MongoClient per process
-preload_app = False
+# The app is built once in the arbiter, then forked: a recycled worker answers
+# at once (building the app per worker took ~1 s, during which its clients
+# waited), and the workers share a generated secret key when none is configured.
+# No database connection is opened while building the app; each process opens
+# its own MongoClient on first use (clockwork_core.db.get_client).
+preload_app = True

@@ -1,27 +1,36 @@
 #!/usr/bin/env python3
 """Benchmark the REST API under gunicorn over 100,000 generated jobs.
 
-    python scripts/bench_api.py [--jobs 100000] [--users 300] [--requests 300]
-                                [--db-dir DIR] [--workers N] [--threads N]
+    python scripts/bench_api.py [--jobs 100000] [--users 300] [--db-dir DIR]
+                                [--loadgen auto|wrk|python] [--duration S]
+                                [--requests N] [--workers N] [--threads N]
 
 Starts its own embedded database (SecantusDB) in a temporary directory, loads
 the generated data set (``test_common.datagen``), creates API tokens for the
 demo student and admin, serves ``clockwork_web.wsgi:app`` with gunicorn
-(gthread; ``--workers``/``--threads``) on a free loopback port, then measures,
-at concurrency 1 and 16, a bounded number of requests per case:
+with the production ``gunicorn.conf.py`` (``--workers``/``--threads`` override
+it) on a free loopback port, then measures, at concurrency 1 and 16:
 
 - a user's jobs list, 50 per page, filtered by state;
 - one job;
 - the nodes list;
 - an admin's unfiltered jobs list sorted by submit time.
 
+The load comes from ``wrk`` when it is installed (``apt install wrk``;
+``--loadgen auto``, the default), for ``--duration`` seconds per case and
+concurrency: a C load generator leaves the two cores to the server and does not
+add its own GIL waits to the latencies. Without it, a Python client (one thread
+and one keep-alive session per connection) sends ``--requests`` requests per
+case; it spends ~1 ms of CPU per request on this machine, so its numbers are a
+little worse. The line of each case says which one ran.
+
 Each case is warmed up first (a few requests per worker, not measured: the
 first request of a worker opens its database connections and fills the count
-cache). Prints requests/s, p50 and p99 per case, and the CPU seconds the
-database, the gunicorn workers and this client spent per request; the LAST
-line is one JSON object ``{"results": [{"endpoint", "concurrency", "rps",
-"p50_ms", "p99_ms", "errors", "cpu_ms"}, ...]}``. Everything it started is
-stopped at the end.
+cache). Prints requests/s, p50 and p99 per case, and the CPU milliseconds the
+database, the gunicorn workers and the load generator spent per request; the
+LAST line is one JSON object ``{"results": [{"endpoint", "concurrency", "rps",
+"p50_ms", "p99_ms", "errors", "cpu_ms", "loadgen"}, ...]}``. Everything it
+started is stopped at the end.
 
 ``--db-dir DIR`` keeps the database and its data in DIR between runs: a data
 set of the same size and seed already there is reused (loading 100,000 jobs
@@ -64,8 +73,31 @@ WARMUP_PER_CASE = 24
 DB_NAME = "clockwork_bench"
 #: The data set recorded in a --db-dir, reused when size and seed match.
 DATASET_FILE = "bench-dataset.json"
-BENCH_WORKERS = 2
-BENCH_THREADS = 8
+#: wrk's script: rotates over PATHS, counts non-200 answers as errors and
+#: prints the summary as one JSON line (latencies in microseconds).
+WRK_SCRIPT = """
+local paths = {%s}
+local headers = {%s}
+local counter, threads = 0, {}
+errors = 0  -- a global: done() reads each thread's with thread:get
+function setup(thread) table.insert(threads, thread) end
+function init(args) counter = math.random(#paths) end
+function request()
+  counter = counter %% #paths + 1
+  return wrk.format("GET", paths[counter], headers)
+end
+function response(status, hdrs, body)
+  if status ~= 200 then errors = errors + 1 end
+end
+function done(summary, latency, requests)
+  local bad = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout
+  for _, t in ipairs(threads) do bad = bad + t:get("errors") end
+  io.write(string.format(
+    '\\nWRK-JSON {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, "errors": %%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), bad))
+end
+"""
 
 
 def _free_port() -> int:
@@ -246,6 +278,97 @@ def _measure(
     return result
 
 
+def _lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _measure_wrk(
+    base: str,
+    make_url: Callable[[int], str],
+    headers: dict[str, str],
+    concurrency: int,
+    duration: float,
+    processes: dict[str, list[int]] | None = None,
+) -> dict[str, Any]:
+    """Like :func:`_measure`, with wrk sending requests for ``duration`` seconds."""
+    import resource
+
+    paths = list(dict.fromkeys(make_url(i) for i in range(100)))
+    script = WRK_SCRIPT % (
+        ", ".join(_lua_string(p) for p in paths),
+        ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()),
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    before = {k: _cpu_seconds(v) for k, v in (processes or {}).items()}
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        out = subprocess.run(
+            [
+                "wrk",
+                f"-t{min(2, concurrency)}",
+                f"-c{concurrency}",
+                f"-d{max(1, round(duration))}s",
+                f"--timeout={int(REQUEST_TIMEOUT_S)}s",
+                "-s",
+                f.name,
+                base + paths[0],
+            ],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        os.unlink(f.name)
+    if out.returncode != 0 or "WRK-JSON " not in out.stdout:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr.strip() or out.stdout}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("WRK-JSON "))
+    summary = json.loads(line.removeprefix("WRK-JSON "))
+    n = max(summary["requests"], 1)
+    result: dict[str, Any] = {
+        "concurrency": concurrency,
+        "rps": round(summary["requests"] / (summary["duration_us"] / 1e6), 1),
+        "p50_ms": round(summary["p50_us"] / 1000, 1),
+        "p99_ms": round(summary["p99_us"] / 1000, 1),
+        "errors": summary["errors"],
+    }
+    if processes:
+        cpu = {k: (_cpu_seconds(v) - before[k]) for k, v in processes.items() if k != "client"}
+        cpu["client"] = (after.ru_utime + after.ru_stime) - (usage.ru_utime + usage.ru_stime)
+        result["cpu_ms"] = {k: round(v * 1000 / n, 2) for k, v in cpu.items()}
+    return result
+
+
+def measure(
+    args: argparse.Namespace,
+    base: str,
+    make_url: Callable[[int], str],
+    headers: dict[str, str],
+    concurrency: int,
+    processes: dict[str, list[int]] | None = None,
+) -> dict[str, Any]:
+    """One measured run with the load generator ``args.loadgen`` names."""
+    if args.loadgen == "wrk":
+        result = _measure_wrk(base, make_url, headers, concurrency, args.duration, processes)
+    else:
+        result = _measure(base, make_url, headers, concurrency, args.requests, processes)
+    return {**result, "loadgen": args.loadgen}
+
+
+def resolve_loadgen(args: argparse.Namespace) -> None:
+    """``auto`` becomes wrk if it is on PATH, else python."""
+    if args.loadgen == "auto":
+        args.loadgen = "wrk" if shutil.which("wrk") else "python"
+        if args.loadgen == "python":
+            print(
+                "wrk not found: using the Python load generator, which costs the server "
+                "~1 ms of CPU per request (apt install wrk for the exact numbers)",
+                file=sys.stderr,
+            )
+    elif args.loadgen == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("--loadgen wrk: wrk is not installed (apt install wrk)")
+
+
 def report_line(name: str, result: dict[str, Any], width: int = 48) -> str:
     """One human-readable line of a result."""
     line = (
@@ -255,13 +378,24 @@ def report_line(name: str, result: dict[str, Any], width: int = 48) -> str:
     )
     if "cpu_ms" in result:
         line += "  cpu/req " + " ".join(f"{k} {v:.1f}" for k, v in result["cpu_ms"].items())
+    if "loadgen" in result:
+        line += f"  ({result['loadgen']})"
     return line
 
 
 def start_gunicorn(
-    config_path: Path, port: int, workers: int, threads: int
+    config_path: Path, port: int, workers: int | None, threads: int | None
 ) -> subprocess.Popen[bytes]:
-    """gunicorn serving the app with the production gunicorn.conf.py (access log dropped)."""
+    """gunicorn serving the app with the production gunicorn.conf.py (access log dropped).
+
+    ``workers``/``threads`` override the file's (None keeps them); the connection
+    cap per worker follows the threads, as the file sets it.
+    """
+    overrides: list[str] = []
+    if workers is not None:
+        overrides += ["--workers", str(workers)]
+    if threads is not None:
+        overrides += ["--threads", str(threads), "--worker-connections", str(2 * threads)]
     env = {
         **os.environ,
         "CLOCKWORK_CONFIG": str(config_path),
@@ -275,12 +409,7 @@ def start_gunicorn(
             "gunicorn",
             "--config",
             str(ROOT / "gunicorn.conf.py"),
-            "--workers",
-            str(workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(threads),
+            *overrides,
             "--bind",
             f"127.0.0.1:{port}",
             "--log-level",
@@ -298,7 +427,18 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     """The options both benchmarks share."""
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=300)
-    parser.add_argument("--requests", type=int, default=300, help="per case and concurrency")
+    parser.add_argument(
+        "--loadgen",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="the load generator (auto: wrk if installed)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="wrk: seconds per case and concurrency"
+    )
+    parser.add_argument(
+        "--requests", type=int, default=300, help="python: requests per case and concurrency"
+    )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--seed", default="bench")
     parser.add_argument(
@@ -307,8 +447,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="keep the database and its data here between runs (reused if it matches)",
     )
-    parser.add_argument("--workers", type=int, default=BENCH_WORKERS, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=BENCH_THREADS, help="threads per worker")
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=None, help="threads per worker")
     parser.add_argument("--only", default=None, help="run only the cases whose name has this")
 
 
@@ -326,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_api", description=__doc__.split("\n\n")[0])
     add_common_options(parser)
     args = parser.parse_args(argv)
+    resolve_loadgen(args)
 
     from clockwork_web.auth.tokens import create_token
 
@@ -380,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             for concurrency in args.concurrency:
                 result = {
                     "endpoint": name,
-                    **_measure(base, make_url, headers, concurrency, args.requests, processes),
+                    **measure(args, base, make_url, headers, concurrency, processes),
                 }
                 results.append(result)
                 print(report_line(name, result))

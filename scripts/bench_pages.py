@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Benchmark the HTML pages under gunicorn over 100,000 generated jobs.
 
-    python scripts/bench_pages.py [--jobs 100000] [--users 300] [--requests 300]
-                                  [--db-dir DIR] [--workers N] [--threads N]
+    python scripts/bench_pages.py [--jobs 100000] [--users 300] [--db-dir DIR]
+                                  [--loadgen auto|wrk|python] [--duration S]
+                                  [--requests N] [--workers N] [--threads N]
 
 The same set-up as ``scripts/bench_api.py`` (whose helpers and options it
-uses, ``--db-dir`` included): its own embedded database, the generated data
+uses, ``--db-dir`` and ``--loadgen`` included): its own embedded database, the generated data
 set, gunicorn (gthread) on a free loopback port. Pages authenticate
 with a browser session: a session cookie signed with the app's secret for the
 demo student (and the demo admin), as a login would leave. Measured at
@@ -47,9 +48,11 @@ from bench_api import (  # noqa: E402
     _wait_until_up,
     add_common_options,
     close_dataset,
+    measure,
     open_dataset,
     process_groups,
     report_line,
+    resolve_loadgen,
     start_gunicorn,
     stop_gunicorn,
 )
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_pages", description=__doc__.split("\n\n")[0])
     add_common_options(parser)
     args = parser.parse_args(argv)
+    resolve_loadgen(args)
 
     tmp = Path(tempfile.mkdtemp(prefix="cw-bench-pages-"))
     gunicorn: subprocess.Popen[bytes] | None = None
@@ -124,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             for concurrency in args.concurrency:
                 result = {
                     "endpoint": name,
-                    **_measure(base, make_url, headers, concurrency, args.requests, processes),
+                    **measure(args, base, make_url, headers, concurrency, processes),
                 }
                 results.append(result)
                 print(report_line(name, result, 40))
