@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -110,11 +111,91 @@ def test_last_used_recorded_at_most_once_a_minute(app: Flask, db: Database[Any])
     assert first is not None
     client.get("/api/v1/tokens", headers=bearer(token))
     assert db.api_tokens.find_one({"_id": doc["_id"]})["last_used"] == first
+    # five minutes later: the worker has re-read the token (TOKEN_CACHE_TTL_S)
     past = datetime.now(UTC) - timedelta(minutes=5)
     db.api_tokens.update_one({"_id": doc["_id"]}, {"$set": {"last_used": past}})
+    app.extensions["clockwork_token_cache"].clear()
     listed = client.get("/api/v1/tokens", headers=bearer(token)).get_json()["tokens"]
     assert listed[0]["last_used"] is not None
     assert db.api_tokens.find_one({"_id": doc["_id"]})["last_used"] > past
+
+
+def test_a_remembered_token_still_records_its_use_once_a_minute(
+    app: Flask, db: Database[Any]
+) -> None:
+    token, doc = tokens.create_token(db, "alice@example.org", "laptop")
+    client = app.test_client()
+    assert client.get("/api/v1/tokens", headers=bearer(token)).status_code == 200
+    cache = app.extensions["clockwork_token_cache"]
+    digest = tokens.hash_token(token)
+    grant = cache.get(digest)
+    assert grant is not None and grant.token_id == doc["_id"]
+    # the worker wrote last_used two minutes ago (as far as it knows)
+    past = datetime.now(UTC) - timedelta(minutes=2)
+    cache.put(digest, replace(grant, last_used=past))
+    db.api_tokens.update_one({"_id": doc["_id"]}, {"$set": {"last_used": past}})
+    assert client.get("/api/v1/tokens", headers=bearer(token)).status_code == 200
+    assert db.api_tokens.find_one({"_id": doc["_id"]})["last_used"] > past
+    assert cache.get(digest).last_used > past
+
+
+def test_a_remembered_token_is_refused_once_revoked_expired_or_its_user_disabled(
+    app: Flask, db: Database[Any]
+) -> None:
+    """Revoking, expiry, disabling: each refused on the very next request."""
+    client = app.test_client()
+    token, doc = tokens.create_token(db, "alice@example.org", "laptop", expires_days=1)
+    other, _ = tokens.create_token(db, "alice@example.org", "ci")
+    for t in (token, other):
+        assert client.get("/api/v1/tokens", headers=bearer(t)).status_code == 200
+    cache = app.extensions["clockwork_token_cache"]
+    assert cache.get(tokens.hash_token(token)) is not None  # remembered
+
+    # revoked by another worker: this one still remembers the token, yet refuses it
+    assert tokens.revoke_token(db, "alice@example.org", str(doc["_id"]))
+    assert cache.get(tokens.hash_token(token)) is not None
+    assert client.get("/api/v1/tokens", headers=bearer(token)).status_code == 401
+    assert cache.get(tokens.hash_token(token)) is None
+    assert client.get("/api/v1/tokens", headers=bearer(other)).status_code == 200
+
+    # expired while remembered
+    soon, _ = tokens.create_token(db, "alice@example.org", "soon", expires_days=1)
+    assert client.get("/api/v1/tokens", headers=bearer(soon)).status_code == 200
+    digest = tokens.hash_token(soon)
+    gone = datetime.now(UTC) - timedelta(seconds=1)
+    cache.put(digest, replace(cache.get(digest), expires_at=gone))
+    assert client.get("/api/v1/tokens", headers=bearer(soon)).status_code == 401
+
+    # the user disabled: refused although the token is remembered and live
+    users.set_status(db, "alice@example.org", "disabled")
+    assert client.get("/api/v1/tokens", headers=bearer(other)).status_code == 403
+
+
+def test_tokens_made_before_the_live_list_keep_working(app: Flask, db: Database[Any]) -> None:
+    """A user record without token_ids (older data) is checked token by token."""
+    old, old_doc = tokens.create_token(db, "alice@example.org", "old")
+    db.users.update_one({"email": "alice@example.org"}, {"$unset": {"token_ids": ""}})
+    client = app.test_client()
+    for _ in range(2):
+        assert client.get("/api/v1/tokens", headers=bearer(old)).status_code == 200
+    assert app.extensions["clockwork_token_cache"].get(tokens.hash_token(old)) is None
+    # revoking works without the list too
+    assert tokens.revoke_token(db, "alice@example.org", str(old_doc["_id"]))
+    assert client.get("/api/v1/tokens", headers=bearer(old)).status_code == 401
+    # a new token lists every live one, older ones included
+    kept, kept_doc = tokens.create_token(db, "alice@example.org", "kept")
+    older, older_doc = tokens.create_token(db, "alice@example.org", "older")
+    db.users.update_one({"email": "alice@example.org"}, {"$unset": {"token_ids": ""}})
+    tokens.create_token(db, "alice@example.org", "new")
+    listed = set(db.users.find_one({"email": "alice@example.org"})["token_ids"])
+    assert {kept_doc["_id"], older_doc["_id"]} <= listed
+    for t in (kept, older):
+        assert client.get("/api/v1/tokens", headers=bearer(t)).status_code == 200
+
+
+def test_the_user_list_does_not_show_token_ids(db: Database[Any]) -> None:
+    tokens.create_token(db, "alice@example.org", "laptop")
+    assert all("token_ids" not in doc for doc in users.list_users(db))
 
 
 def test_create_token_api(app: Flask, db: Database[Any]) -> None:

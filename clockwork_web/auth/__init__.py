@@ -67,11 +67,13 @@ def init_app(app: Flask) -> None:
     """Set up login, tokens, CSRF and security headers on ``app``."""
     from clockwork_web.auth import access, oidc
     from clockwork_web.auth.ratelimit import FailureLimiter
+    from clockwork_web.auth.tokens import TokenCache
 
     cfg = app.config["CLOCKWORK"]
     app.extensions["clockwork_auth_limiter"] = FailureLimiter(
         limit=cfg.login.failure_limit, window_s=cfg.login.failure_window_s
     )
+    app.extensions["clockwork_token_cache"] = TokenCache()
     # we call csrf.protect ourselves, after knowing how the request authenticates
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid as long as the session

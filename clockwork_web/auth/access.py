@@ -29,6 +29,7 @@ from urllib.parse import quote
 from flask import current_app, g, has_request_context, redirect, request, session, url_for
 from pymongo.errors import PyMongoError
 
+from clockwork_web.auth.tokens import TokenGrant
 from clockwork_web.db import get_db
 from clockwork_web.errors import Forbidden, TooManyRequests, Unauthorized
 
@@ -64,6 +65,8 @@ class User:
     roles: tuple[str, ...]
     cluster_accounts: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    #: ids of the live API tokens; None for a record older than that list
+    token_ids: frozenset[Any] | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -96,6 +99,7 @@ class User:
             roles=tuple(doc.get("roles") or ("user",)),
             cluster_accounts=dict(doc.get("cluster_accounts") or {}),
             settings=dict(doc.get("settings") or {}),
+            token_ids=frozenset(doc["token_ids"]) if "token_ids" in doc else None,
         )
 
 
@@ -189,8 +193,6 @@ def _parse_authorization(header: str) -> tuple[str | None, str] | None:
 
 def _load_token_user(header: str) -> None:
     """Authenticate with an API token; sets g.user or g.auth_error."""
-    from clockwork_web.auth.tokens import resolve_token
-
     check_rate_limit()
     g.auth_method = "token"
     parsed = _parse_authorization(header)
@@ -199,12 +201,12 @@ def _load_token_user(header: str) -> None:
         record_auth_failure("malformed Authorization header")
         return
     email, token = parsed
-    doc = resolve_token(get_db(), token)
-    if doc is None or (email is not None and doc["user_email"] != email):
+    found = _token_and_user(token)
+    if found is None or (email is not None and found[0].user_email != email):
         g.auth_error = "invalid, expired or revoked API token"
         record_auth_failure("bad API token")
         return
-    user = find_user(doc["user_email"])
+    grant, user = found
     if user is None:
         g.auth_error = "invalid, expired or revoked API token"
         record_auth_failure("token of a deleted user")
@@ -214,7 +216,46 @@ def _load_token_user(header: str) -> None:
         record_auth_failure(f"token of disabled user {user.email}")
         return
     g.user = user
-    g.token_id = str(doc["_id"])
+    g.token_id = str(grant.token_id)
+
+
+def _token_and_user(token: str) -> tuple[TokenGrant, User | None] | None:
+    """The valid token's grant and its owner (None if deleted), or None.
+
+    A token this worker has seen is checked against its owner's live token ids
+    (one read, of the user record the request needs anyway); any other is read
+    from ``api_tokens`` first, and remembered when its owner lists it.
+    """
+    from clockwork_web.auth import tokens
+
+    if not tokens.is_token_shape(token):
+        return None
+    db = get_db()
+    cache: tokens.TokenCache = current_app.extensions["clockwork_token_cache"]
+    digest = tokens.hash_token(token)
+    now = datetime.now(UTC)
+    grant = cache.get(digest)
+    if grant is not None:
+        user = find_user(grant.user_email)
+        if user is not None and user.token_ids is not None and grant.token_id in user.token_ids:
+            if grant.expired(now):
+                cache.drop(digest)
+                return None
+            used = tokens.record_use(db, grant, now)
+            if used is not grant:
+                cache.put(digest, used)
+            return used, user
+        cache.drop(digest)  # revoked, or the user changed: read the token again
+    doc = tokens.resolve_token(db, token)
+    if doc is None:
+        return None
+    grant = tokens.TokenGrant.from_document(doc)
+    user = find_user(grant.user_email)
+    if user is not None and user.token_ids is not None:
+        if grant.token_id not in user.token_ids:
+            return None  # being revoked: already out of its owner's list
+        cache.put(digest, grant)
+    return grant, user
 
 
 #: Public name of the token loader, for views outside /api/ that accept tokens.

@@ -214,7 +214,7 @@ def get_user(db: Database[Any], email: str) -> dict[str, Any] | None:
 
 def list_users(db: Database[Any], limit: int = 0) -> list[dict[str, Any]]:
     """Every user, by email."""
-    return list(db.users.find({}, {"_id": 0}).sort("email", 1).limit(limit))
+    return list(db.users.find({}, {"_id": 0, "token_ids": 0}).sort("email", 1).limit(limit))
 
 
 def _check_accounts_free(db: Database[Any], email: str, accounts: Mapping[str, str]) -> None:

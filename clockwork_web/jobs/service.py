@@ -61,8 +61,10 @@ WINDOW_START = timedelta(minutes=15)
 WINDOW_GROWTH_MIN = 2.0
 WINDOW_GROWTH_MAX = 16.0
 WINDOW_MAX = timedelta(days=366 * 5)
-#: The remembered width is this much wider than the page needed last time.
+#: The remembered width covers the page's span this much wider than it was
+#: last time, and never less than WINDOW_MIN.
 WINDOW_MARGIN = 1.1
+WINDOW_MIN = timedelta(minutes=1)
 #: Slices of listings that need at most this many jobs are sorted here.
 SORT_HERE_MAX = 1000
 #: At most this many queries per slice: a plan splits the ``$in`` lists of the
@@ -496,13 +498,23 @@ def _remember_width(shape: str, found: list[dict[str, Any]], need: int, now: dat
     if len(found) < need:
         _widths.put(shape, WINDOW_MAX)
         return
-    oldest = (found[need - 1].get("slurm") or {}).get("submit_time")
-    if isinstance(oldest, datetime):
-        if oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=UTC)
-        _widths.put(shape, min(WINDOW_MAX, max(WINDOW_START, (now - oldest) * WINDOW_MARGIN)))
-    else:
+    newest = _aware((found[0].get("slurm") or {}).get("submit_time"))
+    oldest = _aware((found[need - 1].get("slurm") or {}).get("submit_time"))
+    if newest is None or oldest is None:
         _widths.put(shape, WINDOW_MAX)
+        return
+    # the margin widens the span of the page, not the quiet time since its
+    # newest job: an hour without submissions must not make the window read
+    # an hour's worth of older jobs more
+    width = (now - oldest) + (newest - oldest) * (WINDOW_MARGIN - 1)
+    _widths.put(shape, min(WINDOW_MAX, max(WINDOW_MIN, width)))
+
+
+def _aware(value: Any) -> datetime | None:
+    """A datetime as UTC-aware, None for anything else."""
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def find_jobs(
