@@ -234,7 +234,8 @@ def job_document(job: Job, *, user: str | None, seen: datetime, scrape_id: str) 
 
     ``cw.user`` is the Clockwork user (email) the job's Slurm username maps to on
     its cluster; ``cw.node_names`` is the expanded node list, so a node's page
-    can find its jobs through an index.
+    can find its jobs through an index; ``cw.bucket`` is the state's bucket, so
+    that "running jobs" is one indexed equality rather than eight states.
     """
     from clockwork_core.hostlist import HostlistError, expand
 
@@ -250,6 +251,7 @@ def job_document(job: Job, *, user: str | None, seen: datetime, scrape_id: str) 
             "last_seen": seen,
             "last_scrape_id": scrape_id,
             "node_names": node_names,
+            "bucket": state_bucket(job.job_state),
         },
     }
 

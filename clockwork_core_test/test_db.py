@@ -60,3 +60,26 @@ def test_datetimes_come_back_timezone_aware(db: Database[Any]) -> None:
     when = datetime(2026, 11, 21, 12, 30, tzinfo=UTC)
     db.audit_log.insert_one({"time": when})
     assert db.audit_log.find_one()["time"] == when
+
+
+def test_jobs_stored_before_buckets_get_theirs_once(db: Database[Any]) -> None:
+    from clockwork_core.db import BUCKETS_MIGRATION, backfill_job_buckets
+
+    # the fixture's ensure_indexes ran on an empty database: a fresh one needs nothing
+    assert db.migrations.find_one({"_id": BUCKETS_MIGRATION})["jobs"] == 0
+    db.migrations.delete_many({})  # a database from before buckets
+    db.jobs.insert_many(
+        [
+            {"slurm": {"cluster_name": "c", "job_id": i, "job_state": state}, "cw": {}}
+            for i, state in enumerate(["RUNNING", "COMPLETING", "TIMEOUT", "REQUEUED", "COMPLETED"])
+        ]
+    )
+    assert backfill_job_buckets(db) == 5
+    buckets = [d["cw"]["bucket"] for d in db.jobs.find({}).sort("slurm.job_id", 1)]
+    assert buckets == ["RUNNING", "RUNNING", "FAILED", "PENDING", "COMPLETED"]
+    assert db.migrations.find_one({"_id": BUCKETS_MIGRATION})["jobs"] == 5
+    # once done, never again (it would scan every state's jobs at each start)
+    db.jobs.insert_one({"slurm": {"cluster_name": "c", "job_id": 9, "job_state": "FAILED"}})
+    assert backfill_job_buckets(db) == 0
+    ensure_indexes(db)
+    assert "bucket" not in db.jobs.find_one({"slurm.job_id": 9}).get("cw", {})

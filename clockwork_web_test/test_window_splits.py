@@ -98,15 +98,23 @@ def test_split_pages_equal_the_plain_query(
     assert service.window_plan(query, sort) is not None
 
 
-def test_plan_splits_a_state_bucket_on_the_users_index() -> None:
-    query = {"cw.user": "a@b", "slurm.cluster_name": "c1", "slurm.job_state": {"$in": ["A", "B"]}}
+def test_plan_splits_buckets_on_the_users_index() -> None:
+    query = {"cw.user": "a@b", "slurm.cluster_name": "c1", "cw.bucket": {"$in": ["A", "B"]}}
     plan = service.window_plan(query, [("slurm.submit_time", -1), ("slurm.job_id", -1)])
     assert plan is not None
     assert plan.parts == (
-        {"cw.user": "a@b", "slurm.job_state": "A"},
-        {"cw.user": "a@b", "slurm.job_state": "B"},
+        {"cw.user": "a@b", "cw.bucket": "A"},
+        {"cw.user": "a@b", "cw.bucket": "B"},
     )
     assert plan.residual == {"slurm.cluster_name": "c1"} and plan.residual_here
+
+
+def test_plan_reads_a_bucket_once_and_checks_its_states_here() -> None:
+    query = {"cw.user": "a@b", "cw.bucket": "FAILED", "slurm.job_state": "TIMEOUT"}
+    plan = service.window_plan(query, [("slurm.submit_time", -1), ("slurm.job_id", -1)])
+    assert plan is not None
+    assert plan.parts == ({"cw.user": "a@b", "cw.bucket": "FAILED"},)
+    assert plan.residual == {"slurm.job_state": "TIMEOUT"} and plan.residual_here
 
 
 def test_plan_leaves_selective_staff_queries_alone() -> None:

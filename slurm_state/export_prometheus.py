@@ -1,8 +1,8 @@
 """Prometheus metrics computed from the database, for ``/metrics`` and a textfile.
 
 Every gauge is computed at collection time with bounded queries that use an
-index: live (non-final) jobs through ``slurm.job_state $in`` (index
-``state_submit``), jobs that ended in the last 24 hours through
+index: live (non-final) jobs through ``cw.bucket $in`` (index
+``bucket_submit``), jobs that ended in the last 24 hours through
 ``slurm.end_time`` (index ``end_time``); nodes and cluster_status hold one
 document per node/cluster. The per-user gauge counts live jobs only, to keep
 the number of series sane on a cluster with a long history.
@@ -23,10 +23,14 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pymongo.database import Database
 
-from clockwork_core.schema import FINAL_STATES, JOB_STATES
+from clockwork_core.schema import FINAL_STATES, JOB_STATES, state_bucket
 
 #: Base states of jobs that are still alive (the live gauges count these).
 LIVE_STATES: list[str] = sorted(JOB_STATES - FINAL_STATES)
+#: The buckets of the live states.
+LIVE_BUCKETS: list[str] = sorted({state_bucket(s) for s in LIVE_STATES})
+#: The filter of live jobs (index ``bucket_submit``).
+LIVE_MATCH: dict[str, Any] = {"cw.bucket": {"$in": LIVE_BUCKETS}}
 ENDED_WINDOW = timedelta(hours=24)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -58,7 +62,7 @@ class ClockworkCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         db = self.db
         now = self.now or datetime.now(UTC)
-        live_match = {"slurm.job_state": {"$in": LIVE_STATES}}
+        live_match = LIVE_MATCH
 
         jobs = GaugeMetricFamily(
             "clockwork_jobs",

@@ -64,6 +64,7 @@ from clockwork_core.schema import (
     Node,
     job_document,
     node_document,
+    state_bucket,
 )
 
 log = logging.getLogger(__name__)
@@ -251,7 +252,7 @@ def store_job_batch(
         doc["slurm"]["job_id"]: doc
         for doc in db.jobs.find(
             {"slurm.cluster_name": cluster_name, "slurm.job_id": {"$in": suspects}},
-            {"_id": 0, "slurm": 1, "cw.user": 1},
+            {"_id": 0, "slurm": 1, "cw.user": 1, "cw.bucket": 1},
         )
     }
 
@@ -282,6 +283,8 @@ def store_job_batch(
             update["cw.user"] = user
         if "nodes" in changed:
             update["cw.node_names"] = _node_names(job.nodes)
+        if "job_state" in changed or "bucket" not in (old.get("cw") or {}):
+            update["cw.bucket"] = state_bucket(job.job_state)
         updates.append(
             UpdateOne(
                 {"slurm.cluster_name": cluster_name, "slurm.job_id": job_id}, {"$set": update}
@@ -305,7 +308,13 @@ def store_job_batch(
             updates.append(
                 UpdateOne(
                     {"slurm.cluster_name": cluster_name, "slurm.job_id": slurm["job_id"]},
-                    {"$set": {**{f"slurm.{k}": v for k, v in slurm.items()}, "cw.last_seen": now}},
+                    {
+                        "$set": {
+                            **{f"slurm.{k}": v for k, v in slurm.items()},
+                            "cw.last_seen": now,
+                            "cw.bucket": doc["cw"]["bucket"],
+                        }
+                    },
                 )
             )
     counts.jobs_new = inserted

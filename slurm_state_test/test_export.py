@@ -25,7 +25,7 @@ from slurm_state.export_elasticsearch import (
     job_actions,
     redact_url,
 )
-from slurm_state.export_prometheus import LIVE_STATES, collect_metrics, write_textfile
+from slurm_state.export_prometheus import LIVE_MATCH, collect_metrics, write_textfile
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -106,7 +106,7 @@ def test_prometheus_gauges_from_the_database(db: Database[Any], tmp_path: Path) 
 
 def test_prometheus_job_queries_use_indexes(db: Database[Any]) -> None:
     for match in (
-        {"slurm.job_state": {"$in": LIVE_STATES}},
+        LIVE_MATCH,
         {"slurm.end_time": {"$gte": NOW}},
     ):
         plan = str(db.jobs.find(match).explain()["queryPlanner"]["winningPlan"])

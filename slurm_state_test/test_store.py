@@ -106,6 +106,17 @@ def test_changes_set_only_changed_fields_and_emit_events(db: Database[Any]) -> N
     assert events[3]["time"] == later
 
 
+def test_the_bucket_follows_the_state(db: Database[Any]) -> None:
+    run(db, [job(1), job(2, "RUNNING"), job(3, "TIMEOUT")])
+    assert [stored(db, i)["cw"]["bucket"] for i in (1, 2, 3)] == ["PENDING", "RUNNING", "FAILED"]
+    later = T0 + timedelta(minutes=2)
+    # a state change moves the job to its new bucket; a record stored before
+    # buckets existed gets one with its next change
+    db.jobs.update_one({"slurm.job_id": 3}, {"$unset": {"cw.bucket": ""}})
+    run(db, [job(1, "SUSPENDED"), job(2, "COMPLETED"), job(3, "TIMEOUT", comment="x")], now=later)
+    assert [stored(db, i)["cw"]["bucket"] for i in (1, 2, 3)] == ["RUNNING", "COMPLETED", "FAILED"]
+
+
 def test_new_job_after_first_scrape_gives_event_without_old_state(db: Database[Any]) -> None:
     counts = run(db, [job(7, "COMPLETED")], new_job_events=True)
     assert counts.events == 1

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from clockwork_core.schema import expand_states
+from clockwork_core.schema import STATE_BUCKETS, expand_states, state_bucket
 from clockwork_web.errors import BadRequest
 
 #: Public sort keys -> document paths. Job ids are stored as integers, so they
@@ -369,7 +369,12 @@ def build_job_query(
         if names:
             query["slurm.username"] = _in_or_eq(names)
     if filters.states:
-        query["slurm.job_state"] = _in_or_eq(filters.states)
+        # through the bucket (indexed); the states themselves only if they are
+        # not whole buckets (checked on the bucket's jobs)
+        buckets = sorted({state_bucket(s) for s in filters.states})
+        query["cw.bucket"] = _in_or_eq(buckets)
+        if set(filters.states) != set().union(*(STATE_BUCKETS[b] for b in buckets)):
+            query["slurm.job_state"] = _in_or_eq(filters.states)
     if filters.partitions:
         query["slurm.partition"] = _in_or_eq(filters.partitions)
     if filters.accounts:
@@ -394,6 +399,7 @@ CLAUSE_ORDER: tuple[str, ...] = (
     "cw.user",
     "slurm.username",
     "slurm.cluster_name",
+    "cw.bucket",
     "slurm.job_state",
     "slurm.submit_time",
     "slurm.partition",

@@ -16,7 +16,6 @@ from typing import Any
 
 from flask import render_template
 
-from clockwork_core.schema import STATE_BUCKETS
 from clockwork_web.auth.access import current_user, login_required
 from clockwork_web.db import get_config, get_db
 from clockwork_web.gpus import service as gpus_service
@@ -85,10 +84,7 @@ def _history(db: Any, since: datetime, now: datetime) -> dict[str, list[float]]:
         {"slurm.end_time": {"$gte": since}, "slurm.num_gpus": {"$gt": 0}}, _GPU_JOB_FIELDS
     ).limit(HISTORY_JOBS_CAP)
     running = db.jobs.find(
-        {
-            "slurm.job_state": {"$in": sorted(STATE_BUCKETS["RUNNING"])},
-            "slurm.num_gpus": {"$gt": 0},
-        },
+        {"cw.bucket": "RUNNING", "slurm.num_gpus": {"$gt": 0}},
         _GPU_JOB_FIELDS,
     ).limit(HISTORY_JOBS_CAP)
     jobs = [d["slurm"] for d in ended] + [d["slurm"] for d in running]

@@ -17,7 +17,6 @@ from typing import Any
 
 from pymongo.database import Database
 
-from clockwork_core.schema import STATE_BUCKETS
 from clockwork_web.errors import BadRequest
 from clockwork_web.jobs.query import UserLike
 
@@ -113,10 +112,7 @@ def usage(
     if cluster is not None:
         scope["slurm.cluster_name"] = cluster
     finished = {"slurm.end_time": {"$gte": start}, "slurm.start_time": {"$lt": end}}
-    running = {
-        "slurm.job_state": {"$in": sorted(STATE_BUCKETS["RUNNING"])},
-        "slurm.end_time": None,
-    }
+    running = {"cw.bucket": "RUNNING", "slurm.end_time": None}
     if scope:
         # the user clause first: it is the index the database plans on
         finished = {**scope, **finished}
