@@ -61,11 +61,16 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+def date_format() -> str:
+    """The user's chosen date format (one of DATE_FORMATS)."""
+    return _settings().get("date_format") or "iso"
+
+
 def format_time(value: Any, style: str | None = None) -> str:
     """A stored (UTC) datetime in the user's zone and chosen format; '' for None."""
     if not isinstance(value, datetime):
         return ""
-    style = style or _settings().get("date_format") or "iso"
+    style = style or date_format()
     value = _aware(value)
     if style == "locale":
         return format_datetime(value, "medium")

@@ -26,16 +26,19 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import get_timezone
 from flask_babel import gettext as _
 
 from clockwork_core.schema import JOB_STATES, STATE_BUCKETS, state_bucket
 from clockwork_web.auth.access import audit, current_user, login_required
 from clockwork_web.db import get_config, get_db
 from clockwork_web.errors import BadRequest, ClockworkError
+from clockwork_web.i18n import date_format
 from clockwork_web.jobs import service
 from clockwork_web.jobs.query import JobFilters, build_job_query, parse_job_filters
 from clockwork_web.jsonenc import iso_utc
 from clockwork_web.pages import bp
+from clockwork_web.pages.job_table import TableContext, row_cells
 from clockwork_web.pages.layout import current_prefs
 from clockwork_web.pages.prefs import JOB_COLUMNS
 
@@ -179,9 +182,17 @@ def jobs() -> tuple[str, int]:
         else:
             rows = [{"doc": d, "tasks": None} for d in page.items]
     export_args = {k: v for k, v in args.items() if k not in ("page", "per_page", "columns")}
+    table = TableContext(
+        jobs_path=url_for("pages.jobs") + "/",
+        now=datetime.now(UTC),
+        timezone=get_timezone(),
+        date_format=date_format(),
+        signal_label=lambda n: _("signal %(n)s", n=n),
+    )
     return (
         render_template(
             "pages/jobs.html",
+            row_cells=lambda doc: row_cells(doc, columns, table),
             error=error,
             page=page,
             rows=rows,
