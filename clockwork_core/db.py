@@ -68,7 +68,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("slurm.username", _ASC), ("slurm.submit_time", _DESC)], name="username"),
         # re-mapping a cluster account's jobs when a user's accounts change
         IndexModel([("slurm.cluster_name", _ASC), ("slurm.username", _ASC)], name="account"),
-        IndexModel([("slurm.array_job_id", _ASC)], name="array_job"),
+        # an array's tasks, and the few around one task (the job page)
+        IndexModel(
+            [("slurm.array_job_id", _ASC), ("slurm.array_task_id", _ASC)], name="array_task"
+        ),
         IndexModel([("slurm.end_time", _DESC)], name="end_time"),
         IndexModel([("cw.user", _ASC), ("slurm.end_time", _DESC)], name="user_end_time"),
         IndexModel([("cw.node_names", _ASC), ("slurm.job_state", _ASC)], name="node_jobs"),

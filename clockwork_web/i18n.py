@@ -113,10 +113,8 @@ def time_tag(value: Any, style: str | None = None) -> Markup:
     if not isinstance(value, datetime):
         return Markup('<span class="muted">—</span>')
     iso = _aware(value).astimezone(UTC).isoformat().replace("+00:00", "Z")
-    # both parts are digits, separators and the locale's month names: escaped anyway
-    return Markup(
-        f'<time datetime="{iso}">{escape(format_time(value, style))}</time>'
-    )  # noqa: S704
+    shown = escape(format_time(value, style))
+    return Markup(f'<time datetime="{iso}">{shown}</time>')  # noqa: S704 - escaped above
 
 
 def format_duration(seconds: float | int | timedelta | None) -> str:

@@ -579,3 +579,32 @@ def test_prefs_defaults_and_validation() -> None:
         parse_prefs_form(
             {"theme": ["dark"], "date_format": ["iso"], "per_page": ["3"], "job_columns": ["name"]}
         )
+
+
+def test_job_page_lists_the_array_tasks_around_its_own(app: Flask, db: Database[Any]) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    docs = [
+        job_document(
+            Job(
+                cluster_name="mila",
+                job_id=900_000 + task,
+                array_job_id=900_000,
+                array_task_id=task,
+                job_state="COMPLETED" if task % 3 else "FAILED",
+                username="student",
+                submit_time=now,
+            ),
+            user=STUDENT,
+            seen=now,
+            scrape_id="t",
+        )
+        for task in range(60)
+    ]
+    db.jobs.insert_many(docs)
+    page = client_as(app, STUDENT).get("/jobs/mila/900030").get_data(as_text=True)
+    shown = [int(t) for t in re.findall(r">900000_(\d+)</a>", page)]
+    assert shown == list(range(18, 43))  # 12 on each side, in order
+    assert 'aria-current="true"><a href="/jobs/mila/900030">900000_30<' in page
+    assert "/jobs?cluster=mila&amp;array_job_id=900000" in page  # all of them
+    first = client_as(app, STUDENT).get("/jobs/mila/900001").get_data(as_text=True)
+    assert [int(t) for t in re.findall(r">900000_(\d+)</a>", first)] == list(range(25))

@@ -48,7 +48,9 @@ PAGE_ONLY_PARAMS = ("columns", "fold")
 EXPORT_MAX = 100_000
 #: Array tasks read to count an array's states, at most.
 ARRAY_COUNT_CAP = 20_000
-SIBLINGS_LIMIT = 200
+#: The job page lists the array tasks whose ids are this close to its own
+#: (the index ``array_task`` reads just those); the search lists them all.
+SIBLINGS_AROUND = 12
 
 #: Columns of the CSV export, in order: (header, path in the ``slurm`` dict).
 EXPORT_FIELDS: tuple[str, ...] = (
@@ -309,34 +311,21 @@ def efficiency_hints(slurm: Mapping[str, Any]) -> list[str]:
 
 
 def siblings_of(db: Any, slurm: Mapping[str, Any], user: Any) -> list[dict[str, Any]]:
-    """The other tasks of the job's array (visible ones), by task id."""
+    """The tasks of the job's array (visible ones) around its own task id, by task id."""
     array_id = slurm.get("array_job_id")
     if array_id is None:
         return []
-    query: dict[str, Any] = {"slurm.array_job_id": array_id}
+    task = slurm.get("array_task_id")
+    low = max(0, task - SIBLINGS_AROUND) if isinstance(task, int) else 0
+    query: dict[str, Any] = {
+        "slurm.array_job_id": array_id,
+        "slurm.array_task_id": {"$gte": low, "$lte": low + 2 * SIBLINGS_AROUND},
+        "slurm.cluster_name": slurm["cluster_name"],
+    }
     if not user.sees_all_jobs:
         query["cw.user"] = user.email
-    query["slurm.cluster_name"] = slurm["cluster_name"]
-    docs = list(
-        db.jobs.find(
-            query,
-            {
-                "_id": 0,
-                "slurm.job_id": 1,
-                "slurm.array_task_id": 1,
-                "slurm.job_state": 1,
-                "slurm.cluster_name": 1,
-                "slurm.start_time": 1,
-                "slurm.end_time": 1,
-            },
-        ).limit(SIBLINGS_LIMIT)
-    )
-    docs.sort(
-        key=lambda d: (
-            d["slurm"].get("array_task_id") is None,
-            d["slurm"].get("array_task_id") or 0,
-        )
-    )
+    docs = list(db.jobs.find(query).limit(2 * SIBLINGS_AROUND + 1))
+    docs.sort(key=lambda d: d["slurm"].get("array_task_id") or 0)
     return docs
 
 
@@ -364,7 +353,6 @@ def _job_context(cluster: str, job_id: int) -> dict[str, Any]:
         "wait": wait,
         "hints": efficiency_hints(slurm),
         "siblings": siblings_of(db, slurm, user),
-        "siblings_limit": SIBLINGS_LIMIT,
         "known_cluster": cluster in get_config().clusters,
     }
 
