@@ -48,3 +48,13 @@ access_log_format = '%(h)s %(l)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss "%
 # No database connection is opened while building the app; each process opens
 # its own MongoClient on first use (clockwork_core.db.get_client).
 preload_app = True
+
+
+def pre_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
+    """Move what the app built at import into the permanent GC generation, so that
+    the workers' full collections no longer walk it (and its pages stay shared)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
