@@ -192,29 +192,39 @@ def close_dataset(directory: Path, keep: bool) -> None:
     embedded_db.down(directory, purge=not keep)
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User+system CPU seconds of these processes (gone ones count 0)."""
+def _cpu_seconds(pids: list[int], with_children: bool = False) -> float:
+    """User+system CPU seconds of these processes (gone ones count 0), and of
+    their descendants as they are now if ``with_children``."""
     import psutil
 
     total = 0.0
     for pid in pids:
         try:
-            times = psutil.Process(pid).cpu_times()
+            process = psutil.Process(pid)
+            members = [process, *(process.children(recursive=True) if with_children else [])]
         except psutil.Error:
             continue
-        total += times.user + times.system
+        for member in members:
+            try:
+                times = member.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
     return total
 
 
-def process_groups(db_pid: int, gunicorn_pid: int) -> dict[str, list[int]]:
-    """The processes whose CPU a run measures: database, gunicorn (workers), client."""
-    import psutil
+#: The groups whose CPU a run measures; gunicorn's workers are listed at each
+#: measurement (the arbiter forks them one by one after the app answers).
+WITH_CHILDREN = frozenset({"gunicorn"})
 
-    try:
-        workers = [p.pid for p in psutil.Process(gunicorn_pid).children(recursive=True)]
-    except psutil.Error:
-        workers = []
-    return {"db": [db_pid], "gunicorn": [gunicorn_pid, *workers], "client": [os.getpid()]}
+
+def process_groups(db_pid: int, gunicorn_pid: int) -> dict[str, list[int]]:
+    """The processes whose CPU a run measures: database, gunicorn (and workers), client."""
+    return {"db": [db_pid], "gunicorn": [gunicorn_pid], "client": [os.getpid()]}
+
+
+def _group_cpu(processes: dict[str, list[int]]) -> dict[str, float]:
+    return {k: _cpu_seconds(v, k in WITH_CHILDREN) for k, v in processes.items()}
 
 
 def _measure(
@@ -257,7 +267,7 @@ def _measure(
                     errors += 1
         session.close()
 
-    before = {k: _cpu_seconds(v) for k, v in (processes or {}).items()}
+    before = _group_cpu(processes or {})
     wall = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for _ in range(concurrency):
@@ -271,9 +281,9 @@ def _measure(
         "errors": errors,
     }
     if processes:
+        after = _group_cpu(processes)
         result["cpu_ms"] = {
-            k: round((_cpu_seconds(v) - before[k]) * 1000 / max(n, 1), 2)
-            for k, v in processes.items()
+            k: round((after[k] - before[k]) * 1000 / max(n, 1), 2) for k in processes
         }
     return result
 
@@ -300,7 +310,7 @@ def _measure_wrk(
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
-    before = {k: _cpu_seconds(v) for k, v in (processes or {}).items()}
+    before = _group_cpu(processes or {})
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         out = subprocess.run(
@@ -333,7 +343,8 @@ def _measure_wrk(
         "errors": summary["errors"],
     }
     if processes:
-        cpu = {k: (_cpu_seconds(v) - before[k]) for k, v in processes.items() if k != "client"}
+        now = _group_cpu(processes)
+        cpu = {k: now[k] - before[k] for k in processes if k != "client"}
         cpu["client"] = (after.ru_utime + after.ru_stime) - (usage.ru_utime + usage.ru_stime)
         result["cpu_ms"] = {k: round(v * 1000 / n, 2) for k, v in cpu.items()}
     return result
