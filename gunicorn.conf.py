@@ -50,11 +50,10 @@ access_log_format = '%(h)s %(l)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss "%
 preload_app = True
 
 
-def pre_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
+def pre_fork(server, worker):
     """Move what the app built at import into the permanent GC generation, so that
     the workers' full collections no longer walk it (and its pages stay shared)."""
     import gc
 
     gc.collect()
     gc.freeze()
-

@@ -58,6 +58,16 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("cw.user", _ASC), ("cw.bucket", _ASC), ("slurm.submit_time", _DESC)],
             name="user_bucket_submit",
         ),
+        # "my running jobs on cluster X", the usual search of a multi-cluster user
+        IndexModel(
+            [
+                ("cw.user", _ASC),
+                ("slurm.cluster_name", _ASC),
+                ("cw.bucket", _ASC),
+                ("slurm.submit_time", _DESC),
+            ],
+            name="user_cluster_bucket_submit",
+        ),
         IndexModel([("cw.bucket", _ASC), ("slurm.submit_time", _DESC)], name="bucket_submit"),
         # one state (TIMEOUT, say) and the listing sorted by state
         IndexModel([("slurm.job_state", _ASC), ("slurm.submit_time", _DESC)], name="state_submit"),

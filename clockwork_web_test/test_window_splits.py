@@ -99,14 +99,22 @@ def test_split_pages_equal_the_plain_query(
 
 
 def test_plan_splits_buckets_on_the_users_index() -> None:
-    query = {"cw.user": "a@b", "slurm.cluster_name": "c1", "cw.bucket": {"$in": ["A", "B"]}}
-    plan = service.window_plan(query, [("slurm.submit_time", -1), ("slurm.job_id", -1)])
+    sort = [("slurm.submit_time", -1), ("slurm.job_id", -1)]
+    query = {"cw.user": "a@b", "cw.bucket": {"$in": ["A", "B"]}, "slurm.partition": "p"}
+    plan = service.window_plan(query, sort)
     assert plan is not None
     assert plan.parts == (
         {"cw.user": "a@b", "cw.bucket": "A"},
         {"cw.user": "a@b", "cw.bucket": "B"},
     )
-    assert plan.residual == {"slurm.cluster_name": "c1"} and plan.residual_here
+    assert plan.residual == {"slurm.partition": "p"} and plan.residual_here
+    # with a cluster: the index that also holds the cluster, its clause in the parts
+    plan = service.window_plan({**query, "slurm.cluster_name": "c1"}, sort)
+    assert plan is not None
+    assert plan.parts == tuple(
+        {"cw.bucket": b, "cw.user": "a@b", "slurm.cluster_name": "c1"} for b in ("A", "B")
+    )
+    assert plan.residual == {"slurm.partition": "p"}
 
 
 def test_plan_reads_a_bucket_once_and_checks_its_states_here() -> None:
