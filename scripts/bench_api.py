@@ -16,9 +16,9 @@ it) on a free loopback port, then measures, at concurrency 1 and 16:
 - the nodes list;
 - an admin's unfiltered jobs list sorted by submit time.
 
-The load comes from ``wrk`` when it is installed (``apt install wrk``;
-``--loadgen auto``, the default), for ``--duration`` seconds per case and
-concurrency: a C load generator leaves the two cores to the server and does not
+The load comes from ``wrk`` (``--loadgen auto``, the default, installs it from
+Debian's packages when run as root there, as ``test.sh`` does for Chromium),
+for ``--duration`` seconds per case and concurrency: a C load generator leaves the two cores to the server and does not
 add its own GIL waits to the latencies. Without it, a Python client (one thread
 and one keep-alive session per connection) sends ``--requests`` requests per
 case; it spends ~1 ms of CPU per request on this machine, so its numbers are a
@@ -366,10 +366,27 @@ def measure(
     return {**result, "loadgen": args.loadgen}
 
 
+def _install_wrk() -> bool:
+    """Install wrk from Debian's packages when this runs as root there (as
+    ``test.sh`` installs Chromium); False if that is not possible."""
+    if shutil.which("wrk"):
+        return True
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return False
+    print("installing wrk (apt-get install -y wrk) ...", file=sys.stderr)
+    done = subprocess.run(
+        ["apt-get", "install", "-y", "-q", "wrk"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    return done.returncode == 0 and shutil.which("wrk") is not None
+
+
 def resolve_loadgen(args: argparse.Namespace) -> None:
-    """``auto`` becomes wrk if it is on PATH, else python."""
+    """``auto`` becomes wrk if it is (or can be) installed, else python."""
     if args.loadgen == "auto":
-        args.loadgen = "wrk" if shutil.which("wrk") else "python"
+        args.loadgen = "wrk" if _install_wrk() else "python"
         if args.loadgen == "python":
             print(
                 "wrk not found: using the Python load generator, which costs the server "
