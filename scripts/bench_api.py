@@ -18,8 +18,8 @@ it) on a free loopback port, then measures, at concurrency 1 and 16:
 
 The load comes from ``wrk`` (``--loadgen auto``, the default, installs it from
 Debian's packages when run as root there, as ``test.sh`` does for Chromium),
-for ``--duration`` seconds per case and concurrency: a C load generator leaves the two cores to the server and does not
-add its own GIL waits to the latencies. Without it, a Python client (one thread
+for ``--duration`` seconds per case and concurrency: a C load generator leaves
+the two cores to the server and does not add its own GIL waits to the latencies. Without it, a Python client (one thread
 and one keep-alive session per connection) sends ``--requests`` requests per
 case; it spends ~1 ms of CPU per request on this machine, so its numbers are a
 little worse. The line of each case says which one ran.
