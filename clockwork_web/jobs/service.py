@@ -78,7 +78,7 @@ MAX_SPLIT = 16
 #: thread counts again, so no request after the first waits for a slow count
 #: (the embedded database's whole-collection estimate takes ~0.5 s).
 SLOW_COUNT_S = 0.01
-COUNT_TTL_S = 15.0
+COUNT_TTL_S = 60.0
 COUNT_TTL_PER_S = 300.0
 COUNT_TTL_MAX_S = 600.0
 COUNT_STALE_S = 600.0
