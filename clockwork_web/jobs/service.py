@@ -30,6 +30,7 @@ from clockwork_web.jobs.query import (
     check_prop_key,
     prop_key_token,
 )
+from clockwork_web.memo import Memo
 
 log = logging.getLogger(__name__)
 
@@ -152,29 +153,10 @@ class _CountCache:
 _counts = _CountCache()
 
 
-class _WidthMemory:
-    """The window width a listing needed last time: where the next one starts.
-
-    A starting guess only (the slices grow from it as needed), so a stale
-    value costs a query, never a wrong page.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._widths: dict[str, timedelta] = {}
-
-    def get(self, key: str) -> timedelta | None:
-        with self._lock:
-            return self._widths.get(key)
-
-    def put(self, key: str, width: timedelta) -> None:
-        with self._lock:
-            if len(self._widths) > 5000:
-                self._widths.clear()
-            self._widths[key] = width
-
-
-_widths = _WidthMemory()
+#: The window width a listing needed last time: where the next one starts. A
+#: starting guess only (the slices grow from it as needed), so a stale value
+#: costs a query, never a wrong page.
+_widths: Memo[timedelta] = Memo()
 
 
 def cached_count(

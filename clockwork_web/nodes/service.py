@@ -7,7 +7,6 @@ admins see every node.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from clockwork_web.jobs.query import (
     reject_unknown,
 )
 from clockwork_web.jobs.service import Page, cached_count, public_job
+from clockwork_web.memo import Memo
 
 #: Node totals are reused for this long (seconds): nodes come and go rarely,
 #: and counting a cluster's nodes reads every one of them.
@@ -126,31 +126,12 @@ def list_nodes(
     )
 
 
-class _NameBounds:
-    """Per listing shape, the name of the last node its page needed last time.
-
-    The database decodes every node a query's index range holds before it
-    sorts and limits; bounding the name range by what the previous page ended
-    on keeps a page to its own nodes. A guess only: a page that comes up short
-    reads on past the bound, so a stale bound costs a query, never a wrong page.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._bounds: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        with self._lock:
-            return self._bounds.get(key)
-
-    def put(self, key: str, name: str) -> None:
-        with self._lock:
-            if len(self._bounds) > 5000:
-                self._bounds.clear()
-            self._bounds[key] = name
-
-
-_bounds = _NameBounds()
+#: Per listing shape, the name of the last node its page needed last time.
+#: The database decodes every node a query's index range holds before it sorts
+#: and limits; bounding the name range by what the previous page ended on keeps
+#: a page to its own nodes. A guess only: a page that comes up short reads on
+#: past the bound, so a stale bound costs a query, never a wrong page.
+_bounds: Memo[str] = Memo()
 
 
 def _first_nodes(db: Database[Any], part: dict[str, Any], limit: int) -> list[dict[str, Any]]:
