@@ -274,3 +274,16 @@ def test_failure_limiter_window() -> None:
     assert limiter.retry_after("b") == 0
     now[0] += 6
     assert limiter.retry_after("a") == 0
+
+
+def test_a_token_made_during_a_revocation_does_not_bring_the_revoked_one_back(
+    app: Flask, db: Database[Any]
+) -> None:
+    client = app.test_client()
+    token, doc = tokens.create_token(db, "alice@example.org", "laptop")
+    assert client.get("/api/v1/tokens", headers=bearer(token)).status_code == 200  # remembered
+    # a revocation half done: out of the live list, its record not deleted yet
+    db.users.update_one({"email": "alice@example.org"}, {"$pull": {"token_ids": doc["_id"]}})
+    tokens.create_token(db, "alice@example.org", "ci")
+    assert doc["_id"] not in db.users.find_one({"email": "alice@example.org"})["token_ids"]
+    assert client.get("/api/v1/tokens", headers=bearer(token)).status_code == 401

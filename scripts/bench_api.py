@@ -459,7 +459,7 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         "--loadgen",
         choices=("auto", "wrk", "python"),
         default="auto",
-        help="the load generator (auto: wrk if installed)",
+        help="the load generator (auto: wrk, installed if possible, else python)",
     )
     parser.add_argument(
         "--duration", type=float, default=10.0, help="wrk: seconds per case and concurrency"

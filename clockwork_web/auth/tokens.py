@@ -96,9 +96,13 @@ def create_token(
     }
     result = db.api_tokens.insert_one(doc)
     doc["_id"] = result.inserted_id
-    # every live token of the user, so that tokens made before token_ids existed stay valid
-    live = [d["_id"] for d in db.api_tokens.find({"user_email": email}, {"_id": 1})]
-    db.users.update_one({"email": email}, {"$addToSet": {"token_ids": {"$each": live}}})
+    # a record from before token_ids gets the list of its live tokens once; after
+    # that only the new id is added, so a token revoked meanwhile is never put back
+    owner = db.users.find_one({"email": email})
+    new_ids: list[Any] = [doc["_id"]]
+    if owner is not None and "token_ids" not in owner:
+        new_ids = [d["_id"] for d in db.api_tokens.find({"user_email": email}, {"_id": 1})]
+    db.users.update_one({"email": email}, {"$addToSet": {"token_ids": {"$each": new_ids}}})
     return token, doc
 
 
