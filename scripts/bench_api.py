@@ -70,6 +70,8 @@ ADMIN = "admin@example.org"
 START_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
 WARMUP_PER_CASE = 24
+LIST_USER = "/api/v1/jobs?state=COMPLETED&per_page=50"
+LIST_ADMIN = "/api/v1/jobs?sort=submit_time&order=desc"
 DB_NAME = "clockwork_bench"
 #: The data set recorded in a --db-dir, reused when size and seed match.
 DATASET_FILE = "bench-dataset.json"
@@ -480,6 +482,42 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default=None, help="run only the cases whose name has this")
 
 
+def bench_cases(mine: list[tuple[str, int]]) -> list[tuple[str, Callable[[int], str], str]]:
+    """The measured cases: (name, path of the i-th request, "user" or "admin").
+
+    ``mine`` is (cluster, job id) of some of the student's jobs, for "one job".
+    """
+    return [
+        ("jobs list (user, state filter, 50/page)", lambda i: LIST_USER, "user"),
+        ("one job", lambda i: "/api/v1/jobs/{}/{}".format(*mine[i % len(mine)]), "user"),
+        ("nodes list", lambda i: "/api/v1/nodes", "user"),
+        ("jobs list (admin, unfiltered, by submit time)", lambda i: LIST_ADMIN, "admin"),
+    ]
+
+
+def bench_tokens(db: Any) -> dict[str, str]:
+    """New API tokens of the student ("user") and the admin ("admin"); those
+    of earlier runs on a kept database are dropped first (a user may hold 100)."""
+    from clockwork_web.auth.tokens import create_token
+
+    tokens = {}
+    for who, email in (("user", STUDENT), ("admin", ADMIN)):
+        db.api_tokens.delete_many({"user_email": email, "name": "bench"})
+        tokens[who], _ = create_token(db, email, "bench")
+    return tokens
+
+
+def student_jobs(db: Any) -> list[tuple[str, int]]:
+    """(cluster, job id) of up to 100 of the student's jobs."""
+    mine = [
+        (d["slurm"]["cluster_name"], d["slurm"]["job_id"])
+        for d in db.jobs.find({"cw.user": STUDENT}, {"slurm": 1}).limit(100)
+    ]
+    if not mine:
+        raise RuntimeError("the student owns no job in the data set")
+    return mine
+
+
 def stop_gunicorn(gunicorn: subprocess.Popen[bytes] | None) -> None:
     if gunicorn is not None and gunicorn.poll() is None:
         os.killpg(gunicorn.pid, signal.SIGTERM)
@@ -496,8 +534,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     resolve_loadgen(args)
 
-    from clockwork_web.auth.tokens import create_token
-
     tmp = Path(tempfile.mkdtemp(prefix="cw-bench-api-"))
     gunicorn: subprocess.Popen[bytes] | None = None
     directory: Path | None = None
@@ -507,17 +543,8 @@ def main(argv: list[str] | None = None) -> int:
         assert server is not None
         config_path = tmp / "clockwork.toml"
         config_path.write_text(_config_toml(server.uri, DB_NAME, clusters))
-        # tokens of earlier runs on a kept database are dropped (a user may hold 100)
-        db.api_tokens.delete_many({"user_email": STUDENT, "name": "bench"})
-        db.api_tokens.delete_many({"user_email": ADMIN, "name": "bench"})
-        student_token, _ = create_token(db, STUDENT, "bench")
-        admin_token, _ = create_token(db, ADMIN, "bench")
-        mine = [
-            (d["slurm"]["cluster_name"], d["slurm"]["job_id"])
-            for d in db.jobs.find({"cw.user": STUDENT}, {"slurm": 1}).limit(100)
-        ]
-        if not mine:
-            raise RuntimeError("the student owns no job in the data set")
+        tokens = bench_tokens(db)
+        mine = student_jobs(db)
 
         port = _free_port()
         gunicorn = start_gunicorn(config_path, port, args.workers, args.threads)
@@ -525,22 +552,8 @@ def main(argv: list[str] | None = None) -> int:
         _wait_until_up(base, gunicorn)
         processes = process_groups(server.pid, gunicorn.pid)
 
-        user = {"Authorization": f"Bearer {student_token}"}
-        admin = {"Authorization": f"Bearer {admin_token}"}
-        cases: list[tuple[str, Callable[[int], str], dict[str, str]]] = [
-            (
-                "jobs list (user, state filter, 50/page)",
-                lambda i: "/api/v1/jobs?state=COMPLETED&per_page=50",
-                user,
-            ),
-            ("one job", lambda i: "/api/v1/jobs/{}/{}".format(*mine[i % len(mine)]), user),
-            ("nodes list", lambda i: "/api/v1/nodes", user),
-            (
-                "jobs list (admin, unfiltered, by submit time)",
-                lambda i: "/api/v1/jobs?sort=submit_time&order=desc",
-                admin,
-            ),
-        ]
+        auth = {who: {"Authorization": f"Bearer {token}"} for who, token in tokens.items()}
+        cases = [(name, make_url, auth[who]) for name, make_url, who in bench_cases(mine)]
         results = []
         for name, make_url, headers in cases:
             if args.only and args.only not in name:
