@@ -11,6 +11,7 @@ the token check, then the case's own queries. Those exact commands are then
 replayed, with no web app in the path, from 1, 2 and 4 client processes for
 ``--duration`` seconds each. The replay reads the answers as raw BSON, so the
 clients decode nothing and leave the cores to the database.
+``--show-commands`` prints what was recorded.
 
 Prints, per case and number of clients, the replayed requests/s and the
 database's CPU milliseconds per request. No web app in front of this database
@@ -38,6 +39,7 @@ from typing import Any
 import bson
 import psutil
 import pymongo
+from bson import json_util
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo import monitoring
@@ -103,26 +105,32 @@ def record_case(client: Any, recorder: CommandRecorder, path: str, token: str) -
     return commands
 
 
-def replay(uri: str, commands: list[Recorded], duration: float, out: Any) -> None:
-    """Send ``commands`` in turn, as fast as answers come, for ``duration`` seconds;
-    put the number of whole rounds (requests) on ``out``."""
+def replay(uri: str, commands: list[Recorded], duration: float, start: Any, out: Any) -> None:
+    """Send ``commands`` in turn, as fast as answers come, for ``duration`` seconds
+    from when every client is ready (``start``, a barrier); put (rounds, seconds)
+    on ``out``: one round is one request."""
     client: pymongo.MongoClient = pymongo.MongoClient(uri, maxPoolSize=1)
     decoded = [(name, bson.decode(raw)) for name, raw in commands]
-    rounds = 0
-    deadline = time.monotonic() + duration
+
+    def one_round() -> None:
+        for name, command in decoded:
+            answer = client[name].command(command, codec_options=RAW)
+            cursor = answer.get("cursor")
+            if cursor is not None and cursor["id"]:
+                collection = cursor["ns"].split(".", 1)[1]
+                client[name].command("killCursors", collection, cursors=[cursor["id"]])
+
     try:
-        while time.monotonic() < deadline:
-            for name, command in decoded:
-                answer = client[name].command(command, codec_options=RAW)
-                cursor = answer.get("cursor")
-                if cursor is not None and cursor["id"]:
-                    client[name].command(
-                        "killCursors", cursor["ns"].split(".", 1)[1], cursors=[cursor["id"]]
-                    )
+        one_round()  # connected, and the answer checked, before the clock starts
+        start.wait()
+        rounds = 0
+        started = time.monotonic()
+        while time.monotonic() - started < duration:
+            one_round()
             rounds += 1
+        out.put((rounds, time.monotonic() - started))
     finally:
         client.close()
-        out.put(rounds)
 
 
 def measure(
@@ -130,21 +138,23 @@ def measure(
 ) -> dict[str, Any]:
     """Requests/s and the database's CPU per request, ``clients`` processes replaying."""
     context = multiprocessing.get_context("spawn")
+    start = context.Barrier(clients + 1)
     out = context.Queue()
     server = psutil.Process(server_pid)
     processes = [
-        context.Process(target=replay, args=(uri, commands, duration, out)) for _ in range(clients)
+        context.Process(target=replay, args=(uri, commands, duration, start, out))
+        for _ in range(clients)
     ]
     for process in processes:
         process.start()
+    start.wait(timeout=60)
     before = sum(server.cpu_times()[:2])
-    started = time.monotonic()
-    rounds = sum(out.get(timeout=duration + 60) for _ in processes)
-    wall = time.monotonic() - started
+    runs = [out.get(timeout=duration + 60) for _ in processes]
     cpu = sum(server.cpu_times()[:2]) - before
     for process in processes:
         process.join()
-    rps = rounds / wall
+    rounds = sum(n for n, _ in runs)
+    rps = sum(n / seconds for n, seconds in runs)
     return {
         "clients": clients,
         "rps": round(rps, 1),
@@ -165,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
     parser.add_argument("--only", default=None, help="run only the cases whose name has this")
+    parser.add_argument(
+        "--show-commands",
+        action="store_true",
+        help="print each case's recorded commands (Extended JSON) to stderr",
+    )
     args = parser.parse_args(argv)
 
     # before any client exists: a listener applies to the clients created after it
@@ -192,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
                 if args.only and args.only not in name:
                     continue
                 commands = record_case(client, recorder, make_url(0), tokens[who])
+                if args.show_commands:
+                    for database, command in commands:
+                        shown = json_util.dumps(bson.decode(command))
+                        print(f"{name} | {database} | {shown}", file=sys.stderr)
                 for clients in args.clients:
                     result = {
                         "endpoint": name,
