@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.networks import IPvAnyNetwork
 
 CONFIG_ENV = "CLOCKWORK_CONFIG"
 
@@ -40,6 +41,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "CLOCKWORK_OIDC_CLIENT_SECRET": "login.client_secret",
     "CLOCKWORK_OIDC_DISCOVERY_URL": "login.discovery_url",
     "CLOCKWORK_METRICS_TOKEN": "web.metrics_token",
+    "CLOCKWORK_TRUSTED_PROXY_HOPS": "web.trusted_proxy_hops",
     "CLOCKWORK_ANONYMIZE_KEY": "scraper.anonymize_key",
     "CLOCKWORK_SMTP_PASSWORD": "notifications.smtp.password",
     "CLOCKWORK_SLACK_WEBHOOK_URL": "notifications.slack.webhook_url",
@@ -97,7 +99,17 @@ class WebConfig(_Section):
     per_page_default: Annotated[int, Field(ge=1, le=1000)] = 50
     #: Bearer token that /metrics accepts (or an allowed address).
     metrics_token: SecretStr | None = None
+    #: Client addresses (or networks) /metrics answers without the token: the
+    #: real client's address, so behind a proxy set ``trusted_proxy_hops``.
     metrics_allow: list[str] = ["127.0.0.1", "::1"]
+    #: Per-user series (``clockwork_user_jobs``, labelled with Slurm usernames)
+    #: in /metrics; off by default: who runs what is not for every scraper.
+    metrics_per_user_labels: bool = False
+    #: Reverse proxies in front of the app that append to X-Forwarded-For and
+    #: set X-Forwarded-Proto. 0: those headers are ignored (the peer is the
+    #: client). Set it to the number of proxies, never more: each trusted hop
+    #: lets whoever reaches the app directly choose their address.
+    trusted_proxy_hops: Annotated[int, Field(ge=0, le=10)] = 0
     #: Max bytes of the user props of one job.
     props_max_bytes: Annotated[int, Field(gt=0)] = 2048
 
@@ -111,8 +123,10 @@ class LoginConfig(_Section):
     allowed_email_domains: list[str] = []
     #: Timeout of each call to the provider (discovery, token, keys).
     timeout_s: Annotated[float, Field(gt=0)] = 10.0
-    #: After this many failed authentications from one address within
-    #: ``failure_window_s``, that address gets 429 until the window passes.
+    #: After this many failed authentications of one (client address, claimed
+    #: identity) within a window of ``failure_window_s``, its further failures
+    #: get 429 until the window ends. Counted in the database (all workers and
+    #: hosts together); a valid credential is never refused.
     failure_limit: Annotated[int, Field(ge=1)] = 10
     failure_window_s: Annotated[float, Field(gt=0)] = 60.0
 
@@ -131,8 +145,12 @@ class SmtpConfig(_Section):
 class SlackConfig(_Section):
     webhook_url: str = ""
     timeout_s: Annotated[float, Field(gt=0)] = 10.0
-    #: A user's own Slack webhook URL must start with one of these.
+    #: A user's own Slack webhook URL must start with one of these; its host must
+    #: resolve to public addresses only (see ``clockwork_web/notify/urls.py``).
+    #: The operator's ``webhook_url`` above is trusted and not checked.
     allowed_url_prefixes: list[str] = ["https://hooks.slack.com/"]
+    #: Non-public networks a user's Slack URL may reach anyway, e.g. "10.1.2.0/24".
+    allowed_networks: list[IPvAnyNetwork] = []
 
 
 class RabbitMQConfig(_Section):
@@ -144,8 +162,12 @@ class RabbitMQConfig(_Section):
 class WebhookConfig(_Section):
     secret: SecretStr | None = None
     timeout_s: Annotated[float, Field(gt=0)] = 10.0
-    #: A user's webhook URL must start with one of these (no internal http by default).
-    allowed_url_prefixes: list[str] = ["https://"]
+    #: A user's webhook URL must start with one of these. Empty (the default):
+    #: users may not name webhook URLs at all. The host must resolve to public
+    #: addresses only (see ``clockwork_web/notify/urls.py``).
+    allowed_url_prefixes: list[str] = []
+    #: Non-public networks (loopback, private...) a user's webhook may reach anyway.
+    allowed_networks: list[IPvAnyNetwork] = []
 
 
 class NotificationsConfig(_Section):
@@ -195,7 +217,7 @@ class AnonymizeConfig(_Section):
 
 class SubmitConfig(_Section):
     backend: Literal["none", "local", "ssh", "slurmrestd"] = "none"
-    #: How the local backend becomes the user: ``sbatch --uid`` (root) or sudo.
+    #: How the local backend becomes the user: ``runuser -u USER`` (root) or sudo.
     local_identity: Literal["uid", "sudo"] = "uid"
     rest_url: str = "http://127.0.0.1:6820"
     rest_api_version: str = "v0.0.38"

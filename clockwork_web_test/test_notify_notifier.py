@@ -46,6 +46,9 @@ def notify_config(
         "notifications.webhook.secret": SECRET,
         "notifications.webhook.allowed_url_prefixes": ["http://127.0.0.1:"],
         "notifications.slack.allowed_url_prefixes": ["http://127.0.0.1:"],
+        # the receivers run on loopback, which user URLs may not reach by default
+        "notifications.webhook.allowed_networks": ["127.0.0.1/32"],
+        "notifications.slack.allowed_networks": ["127.0.0.1/32"],
         "notifications.backoff_base_s": 30.0,
         "notifications.max_attempts": 3,
     }
@@ -306,6 +309,7 @@ timeout_s = 5.0
 secret = "{SECRET}"
 timeout_s = 30.0
 allowed_url_prefixes = ["http://127.0.0.1:"]
+allowed_networks = ["127.0.0.1/32"]
 """)
 
 

@@ -134,6 +134,7 @@ def test_template_defaults_and_sbatch_args(cfg: Config) -> None:
     ]
     assert sbatch_args(task) == [
         "--parsable",
+        "--ignore-pbs",
         "--job-name=train",
         "--partition=gpu",
         "--time=10",

@@ -61,6 +61,15 @@ JWT_KEY = "/var/spool/slurm-ci/jwt_hs256.key"
 REST_URL = "http://127.0.0.1:6820"
 SECRET = "live-webhook-secret"
 DEADLINE_S = 170.0
+#: Stand-ins for the web process's secrets, which no job may see.
+SERVER_SECRETS = {
+    "CLOCKWORK_SECRET_KEY": "live-canary-secret-key",
+    "CLOCKWORK_OIDC_CLIENT_SECRET": "live-canary-oidc-secret",
+    "MONGODB_URI": "mongodb://canary:pw@db.internal:27017",
+}
+#: Variables a job may share with the web process by coincidence, not by leaking.
+GENERIC_VARIABLES = frozenset({"LANG", "LANGUAGE", "LC_ALL", "TERM", "TZ", "SHLVL", "SHELL", "_"})
+ASKED = {"environment": {"CW_ASKED": "yes"}}
 
 
 @dataclass(frozen=True)
@@ -154,8 +163,12 @@ def test_live_submit_follow_cancel_read_and_notify(
     http_receiver: HttpReceiver,  # noqa: F811 (fixture)
     alice_sshd: UserSshd,
     workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from slurm_state.scrape import scrape_cluster
+
+    for name, value in SERVER_SECRETS.items():  # as in a production web process
+        monkeypatch.setenv(name, value)
 
     rabbit_reason = rabbitmq_unavailable()
     rabbit = None if rabbit_reason else RabbitQueue(RABBITMQ_URL, f"cw.live.{uuid.uuid4().hex[:8]}")
@@ -194,6 +207,8 @@ def test_live_submit_follow_cancel_read_and_notify(
         "notifications.webhook.secret": SECRET,
         "notifications.webhook.allowed_url_prefixes": ["http://127.0.0.1:"],
         "notifications.slack.allowed_url_prefixes": ["http://127.0.0.1:"],
+        "notifications.webhook.allowed_networks": ["127.0.0.1/32"],
+        "notifications.slack.allowed_networks": ["127.0.0.1/32"],
         "notifications.rabbitmq.url": RABBITMQ_URL if rabbit else "",
         "notifications.rabbitmq.queue": rabbit.name if rabbit else "unused",
     }
@@ -239,7 +254,25 @@ def test_live_submit_follow_cancel_read_and_notify(
         "cancel": submit("testcluster", "local", cmd="sleep 300"),
         "rest": submit("viarest", "rest", cmd="echo rest-ok", slurm={"output": "rest-%j.out"}),
         "ssh": submit("viassh", "ssh", cmd="echo ssh-ok"),
+        # each backend's job prints its environment (an allowed directive on the way)
+        "env-local": submit(
+            "testcluster",
+            "local",
+            script="#!/bin/bash\n#SBATCH --job-name=cw-env\nenv\n",
+            slurm=ASKED,
+        ),
+        "env-rest": submit(
+            "viarest", "rest", cmd="env", slurm={"output": "rest-env-%j.out", **ASKED}
+        ),
+        "env-ssh": submit("viassh", "ssh", cmd="env", slurm=ASKED),
     }
+    # a directive outside the allow-list is refused before it reaches Slurm
+    r = client.post(
+        "/api/v1/submissions",
+        json={"cluster": "testcluster", "script": "#!/bin/bash\n#SBATCH --nice=-10000\ntrue\n"},
+        headers=alice,
+    )
+    assert r.status_code == 400 and "--nice" in r.json["error"]["message"], r.json
     uuids = {name: job["uuid"] for name, job in jobs.items()}
     # an unreachable cluster: accepted PENDING (202), sent by retry_pending once it is back
     r = client.post(
@@ -289,6 +322,9 @@ def test_live_submit_follow_cancel_read_and_notify(
         "cancel": "CANCELLED",
         "rest": "COMPLETED",
         "ssh": "COMPLETED",
+        "env-local": "COMPLETED",
+        "env-rest": "COMPLETED",
+        "env-ssh": "COMPLETED",
         "later": "COMPLETED",
     }
 
@@ -311,7 +347,16 @@ def test_live_submit_follow_cancel_read_and_notify(
     submitted = db.audit_log.count_documents(
         {"action": "submission.submit", "result": "submitted", "user_email": ALICE}
     )
-    assert submitted == 7  # six at once, one on retry
+    assert submitted == 10  # nine at once, one on retry
+
+    # no job of any backend sees a variable of the web process
+    for name in ("env-local", "env-rest", "env-ssh"):
+        lines = stdout(name).splitlines()
+        job_env = dict(line.split("=", 1) for line in lines if "=" in line)
+        assert job_env.get("CW_ASKED") == "yes", (name, job_env)
+        assert not set(SERVER_SECRETS) & set(job_env), name
+        shared = {k for k, v in os.environ.items() if job_env.get(k) == v} - GENERIC_VARIABLES
+        assert not shared, (name, shared)
 
     # notifications: the scraper sees the ended jobs, the notifier delivers
     ok_job = jobs["ok"]["job_id"]

@@ -147,6 +147,8 @@ class HttpReceiver:
     #: while set, a request whose path is in ``hold_paths`` is recorded, then held
     hold_paths: set[str] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
+    #: path -> Location: a request to that path is recorded, then answered 307
+    redirects: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -176,10 +178,13 @@ def http_receiver() -> Iterator[HttpReceiver]:
                 receiver.requests.append(Received(self.path, dict(self.headers), body))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 hold = self.path in receiver.hold_paths
+                location = receiver.redirects.get(self.path)
             if hold:
                 receiver.release.wait(timeout=60)
             try:
-                self.send_response(status)
+                self.send_response(307 if location else status)
+                if location:
+                    self.send_header("Location", location)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", "2")
                 self.end_headers()

@@ -9,6 +9,10 @@ Idempotency: the webhook and RabbitMQ carry the delivery id
 so receivers can drop a repeat; the email carries it in its ``Message-ID``.
 The webhook body is signed: ``X-Clockwork-Signature: sha256=<hex HMAC-SHA256
 of the raw body with notifications.webhook.secret>``.
+
+User-supplied URLs (every webhook, a user's own Slack URL) are checked and
+connected to as ``urls`` describes (no internal address, no DNS rebinding, no
+redirect); only the operator's ``notifications.slack.webhook_url`` is trusted.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from email.utils import make_msgid
 from typing import Any
 
 import requests
+import urllib3
 
-from clockwork_core.config import NotificationsConfig
+from clockwork_core.config import NotificationsConfig, SlackConfig, WebhookConfig
+from clockwork_web.notify.urls import UnsafeURLError, check_url, post_checked
 
 SIGNATURE_HEADER = "X-Clockwork-Signature"
 DELIVERY_HEADER = "X-Clockwork-Delivery"
@@ -147,40 +153,72 @@ def send_email(config: NotificationsConfig, message: Message, to: str, delivery_
 # --------------------------------------------------------------------------- http
 
 
+def _answer(status: int, what: str) -> None:
+    """Map an HTTP status to success or a :class:`ChannelError`."""
+    if 200 <= status < 300:
+        return
+    if 300 <= status < 400:
+        raise ChannelError(f"{what}: HTTP {status} (redirects are not followed)", permanent=True)
+    retryable = status in (408, 425, 429) or status >= 500
+    raise ChannelError(f"{what}: HTTP {status}", permanent=not retryable)
+
+
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float, what: str) -> None:
+    """POST to an operator-configured (trusted) URL."""
     try:
-        response = requests.post(url, data=body, headers=headers, timeout=timeout)
+        response = requests.post(
+            url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        )
     except requests.RequestException as exc:
         raise ChannelError(f"{what}: {type(exc).__name__}") from exc
-    if 200 <= response.status_code < 300:
-        return
-    retryable = response.status_code in (408, 425, 429) or response.status_code >= 500
-    raise ChannelError(f"{what}: HTTP {response.status_code}", permanent=not retryable)
+    _answer(response.status_code, what)
 
 
-def check_url(url: Any, prefixes: list[str], what: str) -> str:
-    """A user-supplied URL must start with one of the configured prefixes."""
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ChannelError(f"{what}: no http(s) URL configured", permanent=True)
-    if not any(url.startswith(prefix) for prefix in prefixes):
-        raise ChannelError(f"{what}: URL not allowed by the configuration", permanent=True)
-    return url
+def _post_user(
+    url: str,
+    policy: SlackConfig | WebhookConfig,
+    body: bytes,
+    headers: dict[str, str],
+    what: str,
+) -> None:
+    """POST to a user-supplied URL: checked, resolved once, connected to that address."""
+    try:
+        checked = check_url(url, policy, what)
+    except UnsafeURLError as exc:
+        raise ChannelError(str(exc), permanent=exc.permanent) from exc
+    try:
+        status = post_checked(checked, body, headers, policy.timeout_s)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ChannelError(f"{what}: {type(exc).__name__}") from exc
+    _answer(status, what)
 
 
-def send_slack(config: NotificationsConfig, message: Message, url: str, delivery_id: str) -> None:
-    """Post to a Slack incoming webhook (``{"text": ...}``)."""
+def send_slack(
+    config: NotificationsConfig,
+    message: Message,
+    url: str,
+    delivery_id: str,
+    *,
+    user_supplied: bool = True,
+) -> None:
+    """Post to a Slack incoming webhook (``{"text": ...}``).
+
+    Only the operator's own ``notifications.slack.webhook_url`` may pass
+    ``user_supplied=False``; any other URL goes through the SSRF checks.
+    """
     body = json.dumps({"text": f"*{message.subject()}*\n{message.text()}"}).encode()
-    _post(
-        url,
-        body,
-        {"Content-Type": "application/json", DELIVERY_HEADER: delivery_id},
-        config.slack.timeout_s,
-        "Slack",
-    )
+    headers = {"Content-Type": "application/json", DELIVERY_HEADER: delivery_id}
+    if user_supplied:
+        _post_user(url, config.slack, body, headers, "Slack")
+    else:
+        _post(url, body, headers, config.slack.timeout_s, "Slack")
 
 
 def send_webhook(config: NotificationsConfig, message: Message, url: str, delivery_id: str) -> None:
-    """POST the event as JSON, signed with HMAC-SHA256 (see the module docstring)."""
+    """POST the event as JSON, signed with HMAC-SHA256 (see the module docstring).
+
+    Webhook URLs always come from users: they go through the SSRF checks.
+    """
     secret = config.webhook.secret.get_secret_value() if config.webhook.secret else ""
     if not secret:
         raise ChannelError("webhook: notifications.webhook.secret is not set", permanent=True)
@@ -191,7 +229,7 @@ def send_webhook(config: NotificationsConfig, message: Message, url: str, delive
         DELIVERY_HEADER: delivery_id,
         "X-Clockwork-Event": message.event_id,
     }
-    _post(url, body, headers, config.webhook.timeout_s, "webhook")
+    _post_user(url, config.webhook, body, headers, "webhook")
 
 
 # --------------------------------------------------------------------------- rabbitmq

@@ -58,12 +58,12 @@ from clockwork_core.schema import FINAL_STATES
 from clockwork_web.notify.channels import (
     ChannelError,
     Message,
-    check_url,
     send_email,
     send_rabbitmq,
     send_slack,
     send_webhook,
 )
+from clockwork_web.notify.urls import UnsafeURLError, check_prefix
 
 log = logging.getLogger(__name__)
 
@@ -142,21 +142,22 @@ def plan_for(db: Database[Any], config: Config, event: dict[str, Any]) -> Plan |
     for method in notification["methods"]:
         if method not in CHANNELS:
             continue
+        # user URLs: the cheap checks here; the address checks at each send (urls.py)
         try:
             if method == "email":
                 targets[method] = user_email or ""
             elif method == "slack":
                 url = (params.get("slack") or {}).get("webhook_url")
                 if url:
-                    targets[method] = check_url(url, conf.slack.allowed_url_prefixes, "Slack")
+                    targets[method] = check_prefix(url, conf.slack.allowed_url_prefixes, "Slack")
                 else:
                     targets[method] = conf.slack.webhook_url
             elif method == "webhook":
                 url = (params.get("webhook") or {}).get("url")
-                targets[method] = check_url(url, conf.webhook.allowed_url_prefixes, "webhook")
+                targets[method] = check_prefix(url, conf.webhook.allowed_url_prefixes, "webhook")
             elif method == "rabbitmq":
                 targets[method] = conf.rabbitmq.queue
-        except ChannelError as exc:
+        except UnsafeURLError as exc:
             targets[method] = ""
             problems[method] = str(exc)
     return Plan(user_email, targets, submission_uuid, problems)
@@ -172,7 +173,9 @@ def default_sender(config: Config) -> Sender:
         elif channel == "slack":
             if not target:
                 raise ChannelError("Slack: no webhook URL configured", permanent=True)
-            send_slack(conf, message, target, delivery_id)
+            # only the operator's own URL is trusted; a user's goes through urls.py
+            trusted = bool(conf.slack.webhook_url) and target == conf.slack.webhook_url
+            send_slack(conf, message, target, delivery_id, user_supplied=not trusted)
         elif channel == "webhook":
             send_webhook(conf, message, target, delivery_id)
         elif channel == "rabbitmq":

@@ -27,6 +27,7 @@ import posixpath
 import pwd
 import re
 import shlex
+import shutil
 import stat
 import subprocess
 import time
@@ -120,12 +121,46 @@ def parse_squeue_line(job_id: int, out: str) -> JobInfo | None:
 # --------------------------------------------------------------------------- local
 
 
-class LocalBackend:
-    """``sbatch``/``scancel`` on this host (a portal on a login node).
+#: Variables of the portal's own environment that a local sbatch needs to find
+#: its cluster; the only ones passed on (never secrets, never the web app's).
+PASSED_THROUGH: tuple[str, ...] = ("SLURM_CONF",)
 
-    As root with ``local_identity = "uid"``: ``sbatch --uid=UID --gid=GID``, and
-    ``runuser -u USER -- scancel`` (Slurm checks that USER owns the job). With
-    ``"sudo"``: ``sudo -n -u USER -- sbatch ...``. The script goes on stdin.
+
+def job_environment(username: str) -> dict[str, str]:
+    """The whole environment sbatch runs with, hence the job starts from.
+
+    The user's own login identity (from the password database) and a plain
+    PATH; nothing of the portal's process (its secrets, database URI, Python
+    paths). The request's allow-listed variables are exported by the script.
+    """
+    try:
+        entry = pwd.getpwnam(check_username(username))
+    except KeyError:
+        raise BackendRejected(f"no user {username!r} on this host") from None
+    env = {
+        "PATH": DEFAULT_PATH,
+        "HOME": entry.pw_dir,
+        "USER": username,
+        "LOGNAME": username,
+        "SHELL": entry.pw_shell or "/bin/sh",
+    }
+    env.update({name: os.environ[name] for name in PASSED_THROUGH if name in os.environ})
+    return env
+
+
+def _program(name: str) -> str:
+    """``name``'s full path on the portal's PATH (or the system folders), else ``name``."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin") or name
+
+
+class LocalBackend:
+    """``sbatch``/``scancel`` on this host (a portal on a login node), run AS the user.
+
+    As root with ``local_identity = "uid"``: ``runuser -u USER -- sbatch ...``,
+    so Slurm applies the user's own rights (a root ``sbatch --uid`` would
+    accept ``--nice=-10000`` or ``--priority``). With ``"sudo"``:
+    ``sudo -n -u USER -- sbatch ...``. The script goes on stdin, and the
+    process environment is :func:`job_environment`, never the portal's.
     """
 
     def __init__(self, cluster: ClusterConfig, *, timeout_s: float | None = None) -> None:
@@ -135,15 +170,16 @@ class LocalBackend:
     def _as_user(self, args: list[str], username: str) -> list[str]:
         check_username(username)
         if self.cluster.submit.local_identity == "sudo":
-            return ["sudo", "-n", "-u", username, "--", *args]
-        if os.geteuid() == 0:
-            return args
+            return [_program("sudo"), "-n", "-u", username, "--", *args]
         if pwd.getpwuid(os.geteuid()).pw_name == username:
             return args
+        if os.geteuid() == 0:
+            return [_program("runuser"), "-u", username, "--", *args]
         raise BackendRejected("the portal is not root: set submit.local_identity = 'sudo'")
 
     def _run(self, args: list[str], username: str, stdin: str | None = None) -> str:
-        command = self._as_user(args, username)
+        # programs are found on the portal's PATH; the job gets job_environment's
+        command = self._as_user([_program(args[0]), *args[1:]], username)
         try:
             proc = subprocess.run(
                 command,
@@ -153,6 +189,7 @@ class LocalBackend:
                 timeout=self.timeout_s,
                 check=False,
                 cwd="/",
+                env=job_environment(username),
             )
         except FileNotFoundError as exc:
             raise BackendUnavailable(f"{command[0]} not found on this host") from exc
@@ -172,18 +209,12 @@ class LocalBackend:
 
     def submit(self, task: Task, username: str) -> int:
         args = ["sbatch", *sbatch_args(task, cwd=task.cwd or self.default_cwd(username))]
-        if self.cluster.submit.local_identity == "uid" and os.geteuid() == 0:
-            entry = pwd.getpwnam(check_username(username))
-            args[1:1] = [f"--uid={entry.pw_uid}", f"--gid={entry.pw_gid}"]
         out = self._run(args, username, stdin=batch_script(task))
         return _parse_job_id(out)
 
     def cancel(self, job_id: int, username: str) -> None:
-        args = ["scancel", str(int(job_id))]
-        if self.cluster.submit.local_identity == "uid" and os.geteuid() == 0:
-            # as the user, so Slurm itself checks ownership ("CANCELLED by <uid>")
-            args = ["runuser", "-u", check_username(username), "--", *args]
-        self._run(args, username)
+        # as the user, so Slurm itself checks ownership ("CANCELLED by <uid>")
+        self._run(["scancel", str(int(job_id))], username)
 
     def job_info(self, job_id: int, username: str) -> JobInfo | None:
         out = self._run(["squeue", "-h", "-j", str(int(job_id)), "-o", "%i|%T|%u"], username)

@@ -1,27 +1,30 @@
 """A job's output files: list them, read one (ranges, size limit), never leave its directories.
 
 What a submission may read: its stdout and stderr files, and regular files
-under its ``dirs``. A requested path is resolved (``..`` and symlinks, the
-directories' symlinks too) and must then be one of those files or lie under one
-of those directories (:meth:`pathlib.Path.is_relative_to`); when the cluster's
-``submit.output_roots`` is set, under one of those as well.
+under its ``dirs``; when the cluster's ``submit.output_roots`` is set, under one
+of those as well. That is decided on the normalised TEXT of the path first
+(:func:`confine`), so a path outside answers the same whether it exists or not.
 
 Local reads (backends ``local`` and ``slurmrestd``, which share the cluster's
-filesystem) happen as the portal's own user, which may be root: a file must
-therefore also be OWNED by the mapped cluster user, so nobody reads through
-Clockwork what they could not read themselves. With the ``ssh`` backend the
-files are read by SFTP logged in as that user, and the remote permissions
-apply.
+filesystem) happen as the portal's own user, which may be root. So the file is
+opened once, without following any symbolic link below the output root, and
+the descriptor itself must be a regular file OWNED by the mapped cluster user
+(:func:`open_confined`): nobody reads through Clockwork what they could not
+read themselves, and swapping a file for a link mid-request gains nothing. With
+the ``ssh`` backend the files are read by SFTP logged in as that user, and the
+remote permissions apply.
 
 Plain functions; the view turns :class:`FileSlice` into a (206) response.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import pwd
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,11 +104,10 @@ def parse_range(header: str | None, size: int, limit: int) -> tuple[int, int, bo
 
 
 def _allowed(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(single files, directories) the submission may read, as stored (unresolved)."""
-    files = [p for p in (doc.get("stdout"), doc.get("stderr")) if p]
-    dirs = [d for d in doc.get("dirs") or [] if d]
+    """(single files, directories) the submission may read, normalised (not resolved)."""
+    files = [posixpath.normpath(p) for p in (doc.get("stdout"), doc.get("stderr")) if p]
     cwd = doc.get("cwd") or "/"
-    dirs = [d if d.startswith("/") else posixpath.join(cwd, d) for d in dirs]
+    dirs = [posixpath.normpath(posixpath.join(cwd, d)) for d in doc.get("dirs") or [] if d]
     return list(dict.fromkeys(files)), dirs
 
 
@@ -120,10 +122,9 @@ def _requested(path: str, doc: dict[str, Any]) -> str:
     return path if path.startswith("/") else "/" + path
 
 
-def _under_roots(resolved: Path, roots: list[str]) -> bool:
-    if not roots:
-        return True
-    return any(resolved.is_relative_to(Path(r).resolve()) for r in roots)
+def _inside(path: str, folder: str) -> bool:
+    """True if ``path`` lies strictly under ``folder`` (both normalised text)."""
+    return path != folder and path.startswith(folder.rstrip("/") + "/")
 
 
 def _user_uid(username: str) -> int:
@@ -133,29 +134,82 @@ def _user_uid(username: str) -> int:
         raise Forbidden(f"user {username!r} does not exist on this host") from None
 
 
-def check_local_path(doc: dict[str, Any], path: str, config: Config) -> Path:
-    """The resolved path if the submission may read it here, else Forbidden/NotFound."""
-    wanted = _requested(path, doc)
+def confine(doc: dict[str, Any], path: str, roots: list[str]) -> tuple[str, str]:
+    """``(path, where to start the walk)`` if the TEXT of ``path`` is the job's, else Forbidden.
+
+    Decided on the normalised text alone, before the filesystem is touched, so
+    that the answer for a path outside the job's files is the same whether or
+    not it exists. The walk starts at the configured output root the path lies
+    under (the operator's, symlinks allowed), else at ``/``.
+    """
+    wanted = posixpath.normpath(_requested(path, doc))
     files, dirs = _allowed(doc)
+    if not (wanted in files or any(_inside(wanted, d) for d in dirs)):
+        raise Forbidden("this path is outside the job's files and directories")
+    if not roots:
+        return wanted, "/"
+    for root in roots:
+        for form in dict.fromkeys([posixpath.normpath(root), os.path.realpath(root)]):
+            if _inside(wanted, form):
+                return wanted, form
+    raise Forbidden("this path is outside the job's files and directories")
+
+
+def open_confined(path: str, start: str, uid: int) -> int:
+    """A read-only descriptor of the regular file ``path`` owned by ``uid``.
+
+    The portal may run as root, so the file is opened ONCE, one component at a
+    time from ``start`` with ``O_NOFOLLOW`` (a symbolic link anywhere below
+    ``start`` is refused, so a link swapped in between two steps cannot lead
+    elsewhere), and the owner and type are checked on that descriptor: the
+    bytes served are those of the file checked.
+    """
+    parts = [p for p in (path if start == "/" else path[len(start) :]).split("/") if p]
     try:
-        resolved = Path(wanted).resolve(strict=True)
-    except (FileNotFoundError, NotADirectoryError):
-        raise NotFound(f"no file {wanted}") from None
-    except (OSError, RuntimeError):
-        raise Forbidden("this path cannot be read") from None
-    ok = any(resolved == Path(f).resolve() for f in files) or any(
-        resolved.is_relative_to(Path(d).resolve()) and resolved != Path(d).resolve() for d in dirs
-    )
+        fd = os.open(start, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        raise NotFound(f"no file {path}") from None
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            flags = os.O_NOFOLLOW | os.O_CLOEXEC
+            flags |= os.O_RDONLY | os.O_NONBLOCK if last else os.O_PATH | os.O_DIRECTORY
+            try:
+                child = os.open(part, flags, dir_fd=fd)
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                if isinstance(exc, NotADirectoryError) and _is_link(part, fd):
+                    raise Forbidden("this path goes through a symbolic link") from None
+                raise NotFound(f"no file {path}") from None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise Forbidden("this path is a symbolic link") from None
+                raise Forbidden(f"this path cannot be read ({exc.strerror})") from None
+            os.close(fd)
+            fd = child
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Forbidden("not a regular file")
+        if info.st_uid != uid:
+            raise Forbidden("this file does not belong to the job's user")
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _open_local(doc: dict[str, Any], path: str, config: Config) -> tuple[str, int]:
+    """``(normalised path, descriptor)`` of a file the submission may read here."""
     cluster = config.clusters.get(doc["cluster_name"])
     roots = cluster.submit.output_roots if cluster else []
-    if not ok or not _under_roots(resolved, roots):
-        raise Forbidden("this path is outside the job's files and directories")
-    info = resolved.stat()
-    if not resolved.is_file():
-        raise Forbidden("not a regular file")
-    if info.st_uid != _user_uid(doc["username"]):
-        raise Forbidden("this file does not belong to the job's user")
-    return resolved
+    wanted, start = confine(doc, path, roots)
+    return wanted, open_confined(wanted, start, _user_uid(doc["username"]))
 
 
 def _is_ssh(doc: dict[str, Any], config: Config) -> bool:
@@ -197,37 +251,38 @@ def list_files(doc: dict[str, Any], config: Config) -> list[dict[str, Any]]:
 
             raise Unavailable(f"cannot reach the cluster: {exc}") from None
         return out
-    for f in files:
-        try:
-            resolved = check_local_path(doc, f, config)
-        except (NotFound, Forbidden):
-            continue
-        add(f, resolved.stat().st_size, kinds.get(f, "file"))
+    candidates = [(f, kinds.get(f, "file")) for f in files]
     for d in dirs:
         root = Path(d)
-        if not root.is_dir():
+        if root.is_dir() and not root.is_symlink():
+            candidates.extend((str(p), "file") for p in iter_local_files(root, MAX_LISTED))
+    for path, kind in candidates:
+        if len(out) >= MAX_LISTED:
+            break
+        try:
+            _, fd = _open_local(doc, path, config)
+        except (NotFound, Forbidden):
             continue
-        for path in iter_local_files(root, MAX_LISTED):
-            if len(out) >= MAX_LISTED:
-                break
-            try:
-                resolved = check_local_path(doc, str(path), config)
-            except (NotFound, Forbidden):
-                continue
-            add(str(path), resolved.stat().st_size, "file")
+        try:
+            add(path, os.fstat(fd).st_size, kind)
+        finally:
+            os.close(fd)
     return out
 
 
-def _read_chunks(path: Path, start: int, length: int) -> Iterator[bytes]:
-    with path.open("rb") as fh:
-        fh.seek(start)
-        left = length
+def _read_chunks(fd: int, start: int, length: int) -> Iterator[bytes]:
+    """``length`` bytes from ``start`` of the open file; closes it when done."""
+    try:
+        offset, left = start, length
         while left > 0:
-            data = fh.read(min(CHUNK, left))
+            data = os.pread(fd, min(CHUNK, left), offset)
             if not data:
                 break
+            offset += len(data)
             left -= len(data)
             yield data
+    finally:
+        os.close(fd)
 
 
 def read_file(
@@ -247,19 +302,17 @@ def read_file(
         range_header = f"bytes=-{min(tail, limit)}"
     if _is_ssh(doc, config):
         return _read_ssh(doc, path, config, range_header, limit)
-    resolved = check_local_path(doc, path, config)
-    # open once, so the size and the bytes come from the same file
-    fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
+    wanted, fd = _open_local(doc, path, config)
+    try:  # the size and the bytes come from the one descriptor that was checked
         size = os.fstat(fd).st_size
-    finally:
+        start, end, partial = parse_range(range_header, size, limit) if size else (0, -1, False)
+    except BaseException:
         os.close(fd)
+        raise
     if size == 0:
-        return FileSlice(str(resolved), 0, 0, -1, False, iter(()))
-    start, end, partial = parse_range(range_header, size, limit)
-    return FileSlice(
-        str(resolved), size, start, end, partial, _read_chunks(resolved, start, end - start + 1)
-    )
+        os.close(fd)
+        return FileSlice(wanted, 0, 0, -1, False, iter(()))
+    return FileSlice(wanted, size, start, end, partial, _read_chunks(fd, start, end - start + 1))
 
 
 def _read_ssh(

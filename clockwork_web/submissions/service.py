@@ -526,10 +526,19 @@ def get_submission(db: Database[Any], user: Any, uuid: str) -> dict[str, Any]:
 
 
 def get_own_submission(db: Database[Any], user: Any, uuid: str) -> dict[str, Any]:
-    """The submission if it is the user's own (staff may look, never act)."""
+    """The submission if it is the user's own (staff may look, never act).
+
+    Acting on it or reading its files also needs the cluster account it was
+    submitted as to be still the user's: removing the account stops both.
+    """
     doc = get_submission(db, user, uuid)
     if doc["user_email"] != user.email:
         raise Forbidden("this submission is not yours")
+    if (user.cluster_accounts or {}).get(doc["cluster_name"]) != doc.get("username"):
+        raise Forbidden(
+            f"your account {doc.get('username')!r} on cluster {doc['cluster_name']!r} "
+            "is no longer linked to you; ask an administrator"
+        )
     return doc
 
 
@@ -684,7 +693,7 @@ def adopt(
         job_id = int(job_id)
     if isinstance(job_id, bool) or not isinstance(job_id, int) or job_id < 1:
         raise BadRequest("must be a positive integer", param="job_id")
-    notification = parse_notification(data.get("notification"))
+    notification = parse_notification(data.get("notification"), config.notifications)
     raw_uuid = data.get("uuid")
     if raw_uuid is not None and (
         not isinstance(raw_uuid, str)

@@ -154,6 +154,103 @@ SBATCH_FLAGS: dict[str, str] = {
 }
 
 
+#: sbatch's short options for the allowed ones (``#SBATCH -p debug``).
+SBATCH_SHORT_FLAGS: dict[str, str] = {
+    "J": "job_name",
+    "p": "partition",
+    "t": "time",
+    "c": "cpus_per_task",
+    "N": "nodes",
+    "G": "gpus",
+    "A": "account",
+    "q": "qos",
+    "a": "array",
+    "d": "dependency",
+    "o": "output",
+    "e": "error",
+}
+_LONG_FLAGS: dict[str, str] = {
+    **{flag[2:]: name for name, flag in SBATCH_FLAGS.items()},
+    "gpus-per-node": "gpus",
+}
+_DIRECTIVE = "#SBATCH"
+
+
+def _directive_options(words: list[str]) -> list[tuple[str, str | None]]:
+    """``[(option as written, value or None)]`` of one directive's words.
+
+    Grammar (sbatch's own): ``--name=value``, ``--name value``, ``-Xvalue`` or
+    ``-X value``; every option here takes a value.
+    """
+    out: list[tuple[str, str | None]] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word.startswith("--"):
+            name, eq, value = word[2:].partition("=")
+            given: str | None = value
+            if not eq:
+                given = words[i + 1] if i + 1 < len(words) else None
+                i += 1
+            out.append((f"--{name}", given))
+        elif word.startswith("-") and len(word) >= 2:
+            given = word[2:] or (words[i + 1] if i + 1 < len(words) else None)
+            if not word[2:]:
+                i += 1
+            out.append((word[:2], given))
+        else:
+            out.append((word, None))
+        i += 1
+    return out
+
+
+def check_directives(script: str) -> None:
+    """Refuse ``#SBATCH`` lines that set an option outside :data:`SLURM_OPTIONS`.
+
+    sbatch reads directives from the lines after ``#!`` up to the first line
+    that is neither blank nor a comment; they carry the same weight as
+    command-line options, so they pass through the same allow-list and value
+    checks (``#SBATCH --nice=-10000`` is refused like ``slurm.nice``). ``#PBS``
+    and ``#BSUB`` lines are ignored by sbatch (``--ignore-pbs``, always given).
+    """
+    lines = script.splitlines()
+    for number, line in enumerate(lines[1:], start=2):
+        text = line.strip()
+        if text and not text.startswith("#"):
+            return
+        if not text.startswith(_DIRECTIVE):
+            continue
+        rest = text[len(_DIRECTIVE) :]
+        where = f"line {number}"
+        if rest and not rest[0].isspace():
+            raise BadRequest(f"{where}: {text[:60]!r} is not a valid #SBATCH line", param="script")
+        try:
+            words = shlex.split(rest)
+        except ValueError as exc:
+            raise BadRequest(
+                f"{where}: cannot split {text[:60]!r}: {exc}", param="script"
+            ) from None
+        for option, value in _directive_options(words):
+            if option.startswith("--"):
+                name = _LONG_FLAGS.get(option[2:].lower())
+            elif option.startswith("-"):
+                name = SBATCH_SHORT_FLAGS.get(option[1:])
+            else:
+                name = None
+            if name is None:
+                allowed = ", ".join(f"--{flag}" for flag in _LONG_FLAGS)
+                raise BadRequest(
+                    f"{where}: {option[:40]!r} is not an allowed Slurm option (allowed: {allowed})",
+                    param="script",
+                )
+            if value is None:
+                raise BadRequest(f"{where}: {option} needs a value", param="script")
+            try:
+                SLURM_OPTIONS[name](value)
+            except ValueError as exc:
+                raise BadRequest(f"{where}: {option}: {exc}", param="script") from None
+
+
 @dataclass(frozen=True)
 class Notification:
     """Which channels to notify, with the user's parameters per channel."""
@@ -230,8 +327,31 @@ def parse_slurm_options(raw: Any, prefix: str = "slurm") -> dict[str, Any]:
     return clean
 
 
-def parse_notification(raw: Any) -> Notification | None:
-    """``{"methods": [...], "params": {...}, "on": [...]}``; a list is just the methods."""
+def _check_user_urls(methods: list[str], params: Mapping[str, Any], conf: Any) -> None:
+    """Refuse, at submit time, a webhook or Slack URL the notifier would refuse (SSRF guard)."""
+    from clockwork_web.notify.urls import UnsafeURLError, check_user_slack_url, check_user_webhook
+
+    checks = {
+        "webhook": ("url", check_user_webhook),
+        "slack": ("webhook_url", check_user_slack_url),
+    }
+    for method, (key, check) in checks.items():
+        section = params.get(method)
+        url = section.get(key) if isinstance(section, Mapping) else None
+        if method not in methods or (url is None and method == "slack"):
+            continue  # Slack without a URL of the user's: the operator's own channel
+        try:
+            check(url, conf)
+        except UnsafeURLError as exc:
+            raise BadRequest(str(exc), param=f"notification.params.{method}.{key}") from None
+
+
+def parse_notification(raw: Any, notifications: Any = None) -> Notification | None:
+    """``{"methods": [...], "params": {...}, "on": [...]}``; a list is just the methods.
+
+    With ``notifications`` (the server's NotificationsConfig), user-supplied
+    URLs are checked as the notifier will check them.
+    """
     if raw is None or raw == {} or raw == []:
         return None
     if isinstance(raw, list):
@@ -260,6 +380,8 @@ def parse_notification(raw: Any) -> Notification | None:
         on = [on]
     if not isinstance(on, list) or not all(isinstance(s, str) and s for s in on):
         raise BadRequest("must be a list of job states or 'final'", param="notification.on")
+    if notifications is not None:
+        _check_user_urls(methods, params, notifications)
     return Notification(
         methods=tuple(dict.fromkeys(methods)),
         params=dict(params),
@@ -386,13 +508,15 @@ def parse_task(data: Any, config: Config, *, allow: frozenset[str] = frozenset()
         except ValueError as exc:
             raise BadRequest(str(exc), param="cwd") from None
 
-    notification = parse_notification(data.get("notification"))
+    notification = parse_notification(data.get("notification"), config.notifications)
     body = script if script is not None else (shlex.join([*cmd, *params]) if cmd else "")
+    composed = compose_script(template.script if template else "", body)
+    check_directives(composed)
     return Task(
         uuid=task_uuid,
         cluster=cluster,
         template=template_name,
-        script=compose_script(template.script if template else "", body),
+        script=composed,
         cmd=tuple(cmd),
         params=tuple(params),
         slurm=slurm,
@@ -427,7 +551,7 @@ def compose_script(prelude: str, body: str) -> str:
 
 def sbatch_args(task: Task, *, cwd: str | None = None) -> list[str]:
     """The sbatch options of the task (the script goes on stdin), one list item each."""
-    args = ["--parsable"]
+    args = ["--parsable", "--ignore-pbs"]
     for name, flag in SBATCH_FLAGS.items():
         if name in task.slurm:
             args.append(f"{flag}={task.slurm[name]}")
