@@ -6,7 +6,8 @@ FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    CLOCKWORK_CONFIG=/etc/clockwork/clockwork.toml
+    CLOCKWORK_CONFIG=/etc/clockwork/clockwork.toml \
+    CLOCKWORK_BIND=0.0.0.0:8000
 
 # Slurm client commands and ssh for the "local"/"ssh" fetchers and backends.
 RUN apt-get update \

@@ -1,36 +1,52 @@
 """Gunicorn settings for production: ``gunicorn -c gunicorn.conf.py clockwork_web.wsgi:app``.
 
 Everything can be overridden from the environment (``CLOCKWORK_BIND``,
-``CLOCKWORK_WORKERS``, ``CLOCKWORK_THREADS``, ``CLOCKWORK_TIMEOUT``) or the
-command line. Put a TLS-terminating proxy in front; it must set
-``X-Forwarded-Proto`` and the app then sees https (forwarded_allow_ips).
+``CLOCKWORK_WORKERS``, ``CLOCKWORK_THREADS``, ``CLOCKWORK_WORKER_CONNECTIONS``,
+``CLOCKWORK_KEEPALIVE``, ``CLOCKWORK_TIMEOUT``) or the command line. The
+container image and docker-compose.yml set ``CLOCKWORK_BIND=0.0.0.0:8000``. Put
+a TLS-terminating proxy in front; it must set ``X-Forwarded-Proto`` and the app
+then sees https (forwarded_allow_ips).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 
 bind = os.environ.get("CLOCKWORK_BIND", "127.0.0.1:8000")
-# One worker per core, a few threads each for the waits on the database: each
-# worker keeps its own caches (counts, listing window widths), so fewer,
-# threaded workers do better than many single-threaded ones. Measured on 2 cores
-# with the embedded database (scripts/bench_api.py, c=16, 50 jobs a page):
-# 8 threads a worker served as many requests/s as 4 but with a p99 ~30% higher
-# (more requests interleaving on one GIL and on the database); 2 threads were
-# no better than 4 and leave fewer threads for slow calls (SSH, the OIDC provider).
+# How a gthread worker serves (gunicorn 27, workers/gthread.py): its main thread
+# accepts connections while it holds fewer than `worker_connections` and hands
+# each request to its pool of `threads` threads, first come first served; a
+# kept-alive connection waits in the main thread's poller (it holds no thread)
+# until its next request or `keepalive` seconds. Connections a worker has not
+# accepted wait in the listen queue, where nothing serves them in turn.
+#
+# One worker per core: each keeps its own caches (counts, listing window widths).
 workers = int(os.environ.get("CLOCKWORK_WORKERS", max(2, multiprocessing.cpu_count())))
-threads = int(os.environ.get("CLOCKWORK_THREADS", "4"))
-# A worker accepts connections only while it holds fewer than this many (kept-alive
-# ones included). Without a cap, the first worker to wake took 13 of 16 kept-alive
-# clients and served them on one core while the other idled (~20% fewer
-# requests/s). Twice the threads leaves each worker `threads` kept-alive
-# connections; the others are closed after their response (clients reconnect).
-worker_connections = int(os.environ.get("CLOCKWORK_WORKER_CONNECTIONS", str(2 * threads)))
+# Enough threads that the requests a worker has accepted are served, not queued
+# out of sight: the slow part of a request is its database wait (and SSH or the
+# OIDC provider on some pages), and the GIL shares the Python part among the
+# threads in turn, so a short request is not stuck behind long ones. Measured
+# with scripts/bench_api.py (2 cores, embedded database, 64 clients for 60 s):
+# with 4 threads, clients saw a p99 7.5 x the server's (the requests waited for
+# a thread); with 16 threads, 1.7 x, at the same requests/s.
+threads = int(os.environ.get("CLOCKWORK_THREADS", "16"))
+# Accept every client, as long as file descriptors last (a worker whose accept()
+# fails on EMFILE dies). The old cap of 2 x threads starved clients: 64 kept-alive
+# clients on 2 workers held their 16 places while the other 48 waited in the
+# listen queue (client p99 7.6 s for a server p99 of 87 ms; 42 timeouts at 10 s).
+_nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+_fd_room = 1000 if _nofile == resource.RLIM_INFINITY else max(2 * threads, _nofile - 128)
+worker_connections = int(os.environ.get("CLOCKWORK_WORKER_CONNECTIONS", str(min(1000, _fd_room))))
 worker_class = "gthread"
 timeout = int(os.environ.get("CLOCKWORK_TIMEOUT", "60"))
 graceful_timeout = 30
-keepalive = 5
+# Idle kept-alive connections are bounded in time (closed after this many
+# seconds without a request) and in number (gthread answers with "Connection:
+# close" once worker_connections - threads are idle). Behind a proxy that
+# reuses its connections, raise it above the proxy's idle timeout.
+keepalive = int(os.environ.get("CLOCKWORK_KEEPALIVE", "5"))
 # a worker is recycled now and then, so that slow leaks never grow; not too
 # often: its caches (counts, listing windows) start empty again
 max_requests = 50_000

@@ -9,6 +9,7 @@ below; ``clockwork_web_test/test_query_plans.py`` fails on a collection scan.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ COLLECTIONS: dict[str, str] = {
     "audit_log": "who did what, from where, with what result",
     "gpus": "GPU models and their specs",
     "job_digests": "per 1,000 job ids, a fingerprint of each job, so a re-scrape skips unchanged jobs",
+    "auth_failures": "failed authentications per (address, claimed identity) and time window",
 }
 
 _ASC, _DESC = ASCENDING, DESCENDING
@@ -122,9 +124,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("user_email", _ASC), ("prop_keys", _ASC)], name="user_prop_keys"),
     ],
     "submissions": [
-        IndexModel([("uuid", _ASC)], unique=True, name="uuid"),
-        # optimistic state changes: {uuid, state} (the embedded planner needs both keys)
-        IndexModel([("uuid", _ASC), ("state", _ASC)], name="uuid_state"),
+        # a uuid is unique per user: another user's uuid is not confirmed by a 409
+        IndexModel([("user_email", _ASC), ("uuid", _ASC)], unique=True, name="user_uuid"),
+        # optimistic state changes: {user_email, uuid, state} (the embedded
+        # planner needs every key); staff looking up anyone's uuid, newest first
+        IndexModel([("user_email", _ASC), ("uuid", _ASC), ("state", _ASC)], name="user_uuid_state"),
+        IndexModel([("uuid", _ASC), ("created_at", _DESC)], name="uuid_created"),
         IndexModel([("user_email", _ASC), ("created_at", _DESC)], name="user_submissions"),
         IndexModel([("cluster_name", _ASC), ("job_id", _ASC)], name="submission_job"),
         IndexModel([("state", _ASC), ("updated_at", _ASC)], name="submission_state"),
@@ -177,6 +182,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     "gpus": [
         IndexModel([("name", _ASC)], unique=True, name="gpu_name"),
     ],
+    # failures are looked up by _id; each window document expires with its window
+    "auth_failures": [
+        IndexModel([("expires_at", _ASC)], expireAfterSeconds=0, name="expires_at"),
+    ],
 }
 
 _clients: dict[tuple[int, str], pymongo.MongoClient] = {}
@@ -214,12 +223,74 @@ def close_clients() -> None:
         _clients.clear()
 
 
+#: Indexes of older versions that a current one replaces (dropped by ensure_indexes).
+REPLACED_INDEXES: dict[str, list[str]] = {"submissions": ["uuid", "uuid_state"]}
+
+
 def ensure_indexes(db: Database[Any]) -> None:
     """Create the collections' indexes and bring older data up to date; safe to
-    run again at every start."""
+    run again at every start.
+
+    Records :func:`indexes_version` in ``migrations`` afterwards, so that
+    :func:`ensure_indexes_once` can tell with one read that nothing is missing.
+    """
     backfill_job_buckets(db)
+    for collection, names in REPLACED_INDEXES.items():
+        existing = db[collection].index_information()
+        for name in names:
+            if name in existing:
+                db[collection].drop_index(name)
     for collection, indexes in INDEXES.items():
         db[collection].create_indexes(indexes)
+    db.migrations.update_one(
+        {"_id": INDEXES_MIGRATION},
+        {"$set": {"version": indexes_version(), "done_at": datetime.now(UTC)}},
+        upsert=True,
+    )
+
+
+#: The ``migrations`` document that says which :data:`INDEXES` were created.
+INDEXES_MIGRATION = "indexes"
+
+
+def indexes_version() -> str:
+    """A digest of :data:`INDEXES`: adding or changing an index changes it."""
+    spec = sorted(
+        (collection, repr(sorted(index.document.items())))
+        for collection, indexes in INDEXES.items()
+        for index in indexes
+    )
+    return hashlib.sha256(repr(spec).encode()).hexdigest()[:16]
+
+
+#: (process, servers the client reaches, database name) of the databases already checked.
+_indexed: set[tuple[int, Any, str]] = set()
+_indexed_lock = threading.Lock()
+
+
+def ensure_indexes_once(db: Database[Any]) -> bool:
+    """Make sure ``db`` has every index, cheaply enough to call before each use.
+
+    A database where ``init-db`` never ran has no unique natural keys (a
+    re-scrape then stores duplicates) and every read scans: 33,000 jobs took
+    17 minutes to scrape. The first call of a process for a database reads one
+    marker document and creates the indexes only when it is missing or older
+    than :data:`INDEXES`; later calls are a set lookup. Returns True when the
+    indexes were created by this call. Database errors propagate (and the next
+    call tries again).
+    """
+    key = (os.getpid(), db.client.eq_props(), db.name)
+    if key in _indexed:
+        return False
+    with _indexed_lock:
+        if key in _indexed:
+            return False
+        marker = db.migrations.find_one({"_id": INDEXES_MIGRATION}, {"version": 1})
+        created = marker is None or marker.get("version") != indexes_version()
+        if created:
+            ensure_indexes(db)
+        _indexed.add(key)
+        return created
 
 
 #: The ``migrations`` document that says every job has its ``cw.bucket``.

@@ -8,6 +8,7 @@ from typing import Any
 import pymongo
 import pytest
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from clockwork_core.db import COLLECTIONS, INDEXES, ensure_indexes, get_client
 from clockwork_core.schema import Job, job_document
@@ -83,3 +84,60 @@ def test_jobs_stored_before_buckets_get_theirs_once(db: Database[Any]) -> None:
     assert backfill_job_buckets(db) == 0
     ensure_indexes(db)
     assert "bucket" not in db.jobs.find_one({"slurm.job_id": 9}).get("cw", {})
+
+
+def _index_names(db: Database[Any]) -> set[str]:
+    return {name for collection in INDEXES for name in db[collection].index_information()}
+
+
+def test_ensure_indexes_once_creates_them_once_then_trusts_its_marker(
+    mongo_uri: str, db_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import clockwork_core.db as core_db
+
+    fresh = get_client(mongo_uri)[db_name]  # init-db never ran here
+    created: list[str] = []
+    real = core_db.ensure_indexes
+    monkeypatch.setattr(core_db, "ensure_indexes", lambda d: created.append(d.name) or real(d))
+    try:
+        assert core_db.ensure_indexes_once(fresh) is True
+        wanted = {i.document["name"] for indexes in INDEXES.values() for i in indexes}
+        assert wanted <= _index_names(fresh) and created == [db_name]
+        assert core_db.ensure_indexes_once(fresh) is False  # this process: a set lookup
+
+        monkeypatch.setattr(core_db, "_indexed", set())  # another process: one marker read
+        assert core_db.ensure_indexes_once(fresh) is False and created == [db_name]
+
+        monkeypatch.setattr(core_db, "_indexed", set())  # a release that adds an index
+        fresh.migrations.update_one({"_id": core_db.INDEXES_MIGRATION}, {"$set": {"version": "0"}})
+        assert core_db.ensure_indexes_once(fresh) is True and created == [db_name, db_name]
+    finally:
+        get_client(mongo_uri).drop_database(db_name)
+
+
+def test_the_web_app_ensures_the_indexes_at_its_first_request(
+    config: Any, mongo_uri: str, db_name: str
+) -> None:
+    from clockwork_web import create_app
+
+    fresh = get_client(mongo_uri)[db_name]  # init-db never ran here
+    try:
+        app = create_app(config, {"TESTING": True})
+        assert _index_names(fresh) <= {"_id_"}  # building the app opens no connection
+        app.test_client().get("/")
+        assert {"job_key", "user_submit", "node_key", "email"} <= _index_names(fresh)
+    finally:
+        get_client(mongo_uri).drop_database(db_name)
+
+
+def test_an_older_global_uuid_index_is_replaced_by_one_per_user(db: Database[Any]) -> None:
+    """Databases made before uuids were per user lose the global unique index at init-db."""
+    db.submissions.drop_indexes()
+    db.submissions.create_index("uuid", unique=True, name="uuid")
+    db.submissions.insert_one({"uuid": "x", "user_email": "a@example.org"})
+    ensure_indexes(db)
+    names = db.submissions.index_information()
+    assert "uuid" not in names and names["user_uuid"]["unique"]
+    db.submissions.insert_one({"uuid": "x", "user_email": "b@example.org"})
+    with pytest.raises(DuplicateKeyError):
+        db.submissions.insert_one({"uuid": "x", "user_email": "a@example.org"})

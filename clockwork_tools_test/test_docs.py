@@ -50,6 +50,10 @@ def _finished_submission(server: LiveServer, tmp_path: Path) -> None:
     out.parent.mkdir()
     out.write_text("epoch 1 loss 0.5\nepoch 2 loss 0.25\n")
     now = datetime.now(UTC)
+    # the student's account on the cluster owns the job (files need it, as for any user)
+    server.db.users.update_one(
+        {"email": STUDENT}, {"$set": {"cluster_accounts.testcluster": getpass.getuser()}}
+    )
     server.db.submissions.insert_one(
         {"uuid": str(uuid.uuid4()), "user_email": STUDENT, "cluster_name": "testcluster",
          "username": getpass.getuser(), "source": "submit", "task": {"name": "generic"},

@@ -58,4 +58,22 @@ def create_app(config: Config | None = None, test_config: Mapping[str, Any] | No
     from clockwork_web import blueprints
 
     blueprints.register(app)
+    trust_proxies(app, cw_config.web.trusted_proxy_hops)
     return app
+
+
+def trust_proxies(app: Flask, hops: int) -> None:
+    """Read the client's address and scheme from ``hops`` trusted reverse proxies.
+
+    werkzeug's ProxyFix takes the ``hops``-th address from the right of
+    X-Forwarded-For (what the last trusted proxy saw) and X-Forwarded-Proto
+    likewise, so ``request.remote_addr`` is the real client's: failed-login
+    throttling, ``/metrics`` access and the audit log depend on it. With 0 the
+    headers are ignored, as anyone could send them. X-Forwarded-Host is not
+    trusted: ``web.base_url`` names the public address.
+    """
+    if hops <= 0:
+        return
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]

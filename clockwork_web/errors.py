@@ -14,6 +14,13 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 log = logging.getLogger(__name__)
 
+#: The longest path + query string answered. gunicorn refuses a request line
+#: past 4094 bytes with its own 414 before the app sees it; the app applies the
+#: same bound itself, so that the answer (JSON under /api/, as documented in the
+#: OpenAPI document) does not depend on the server in front (the development
+#: server lets 64 KiB through).
+MAX_URI_BYTES = 4094
+
 
 class ClockworkError(Exception):
     """Base of the errors a request can end with; ``status`` is the HTTP code."""
@@ -59,6 +66,13 @@ class PayloadTooLarge(ClockworkError):
     code = "payload_too_large"
 
 
+class UriTooLong(ClockworkError):
+    """The path and query string are longer than :data:`MAX_URI_BYTES`."""
+
+    status = 414
+    code = "uri_too_long"
+
+
 class TooManyRequests(ClockworkError):
     status = 429
     code = "too_many_requests"
@@ -75,8 +89,17 @@ _PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>{{ status
 <main><h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/">Clockwork</a></p></main></html>"""
 
 
+#: Blueprints outside /api/ that are APIs all the same (slurm-proxy's interface):
+#: their scripts read errors as JSON whatever ``Accept`` they send.
+JSON_BLUEPRINTS = frozenset({"slurm_proxy"})
+
+
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    return (
+        request.path.startswith("/api/")
+        or request.blueprint in JSON_BLUEPRINTS
+        or request.accept_mimetypes.best == "application/json"
+    )
 
 
 def error_response(status: int, code: str, message: str) -> Response:
@@ -89,7 +112,17 @@ def error_response(status: int, code: str, message: str) -> Response:
     return response
 
 
+def check_uri_length() -> None:
+    """Refuse an over-long URI with 414 before routing, authentication or parsing."""
+    environ = request.environ
+    length = len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", ""))
+    if length > MAX_URI_BYTES:
+        raise UriTooLong(f"the URI is longer than {MAX_URI_BYTES} bytes")
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(check_uri_length)
+
     @app.errorhandler(ClockworkError)
     def _domain_error(exc: ClockworkError) -> Response:
         response = error_response(exc.status, exc.code, exc.message)

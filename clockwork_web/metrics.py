@@ -1,8 +1,13 @@
 """``GET /metrics``: Clockwork's Prometheus gauges, for a scraper only.
 
-Allowed with ``Authorization: Bearer <web.metrics_token>`` or from an address
-listed in ``web.metrics_allow``; anyone else gets a 403 JSON error. The gauges
-themselves are computed by :mod:`slurm_state.export_prometheus`.
+Allowed with ``Authorization: Bearer <web.metrics_token>`` (what Prometheus
+sends with ``authorization: {credentials: ...}``) or from an address listed in
+``web.metrics_allow``; anyone else gets a 403 JSON error. The address is the
+real client's: behind a reverse proxy the app trusts X-Forwarded-For only from
+``web.trusted_proxy_hops`` proxies (see :func:`clockwork_web.trust_proxies`), so
+a proxy on loopback does not make every visitor "local". The gauges are
+computed by :mod:`slurm_state.export_prometheus`, without per-user series
+unless ``web.metrics_per_user_labels`` is set.
 """
 
 from __future__ import annotations
@@ -67,4 +72,5 @@ def metrics() -> Response:
         return response
     from slurm_state.export_prometheus import CONTENT_TYPE, collect_metrics
 
-    return Response(collect_metrics(get_db()), content_type=CONTENT_TYPE)
+    body = collect_metrics(get_db(), per_user=web.metrics_per_user_labels)
+    return Response(body, content_type=CONTENT_TYPE)

@@ -15,6 +15,10 @@ from typing import Any
 
 from flask import Flask
 
+from clockwork_web.errors import MAX_URI_BYTES
+from clockwork_web.jobs.query import MAX_PAGE, MAX_PER_PAGE
+from clockwork_web.submissions.service import MAX_PER_PAGE as MAX_SUBMISSIONS_PER_PAGE
+
 API_PREFIX = "/api/v1"
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -54,11 +58,13 @@ def _list(name: str, description: str, item: dict[str, Any] | None = None) -> di
 
 DATE = {"type": "string", "description": "ISO 8601 date/time (UTC if no offset) or epoch seconds"}
 STATE_NAMES = ["PENDING", "RUNNING", "COMPLETED", "FAILED"]
+PAGE = _param("page", schema={"type": "integer", "minimum": 1, "maximum": MAX_PAGE})
 PAGE_PARAMS = [
-    _param("page", schema={"type": "integer", "minimum": 1, "maximum": 1000000}),
-    _param("per_page", schema={"type": "integer", "minimum": 1, "maximum": 1000}),
+    PAGE,
+    _param("per_page", schema={"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}),
 ]
 CLUSTER = _param("cluster", "path", description="cluster name")
+UUID = _param("uuid", "path", description="the submission's uuid")
 JOB_ID = _param("job_id", "path", {"type": "integer", "minimum": 0}, "Slurm job id")
 
 
@@ -83,12 +89,13 @@ def _op(
     codes: tuple[str, ...] = (),
     public: bool = False,
     ok_code: str = "200",
+    more_ok: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
         "tags": [tag],
         "parameters": params or [],
-        "responses": {ok_code: ok, **({} if public else _errors(*codes))},
+        "responses": {ok_code: ok, **(more_ok or {}), **({} if public else _errors(*codes))},
     }
     if body is not None:
         op["requestBody"] = {
@@ -163,12 +170,28 @@ LEGACY_JOB_PARAMS = [
     _param("job_array", schema={"type": "integer", "minimum": 0}),
     _param("sort_by"),
     _param("sort_asc", schema={"type": "integer", "enum": [-1, 0, 1]}),
-    _param("page_num", schema={"type": "integer", "minimum": 1, "maximum": 1000000}),
-    _param("nbr_items_per_page", schema={"type": "integer", "minimum": 1, "maximum": 1000}),
+    _param("page_num", schema={"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+    _param("nbr_items_per_page", schema={"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}),
     _param("want_count", schema={"type": "boolean"}),
 ]
 
 PROPS_BODY = {"type": "object", "additionalProperties": True}
+#: A submission: a command (``cmd``, ``params``) or a ``script``, on a cluster.
+TASK_BODY = {
+    "type": "object",
+    "properties": {
+        "uuid": {"type": "string"},
+        "cluster": {"type": "string"},
+        "name": {"type": "string", "description": "a template name"},
+        "cmd": {"type": "array", "items": {"type": "string"}},
+        "params": {"type": "array", "items": {"type": "string"}},
+        "script": {"type": "string"},
+        "slurm": {"type": "object", "description": "allow-listed sbatch options"},
+        "cwd": {"type": "string"},
+        "dirs": {"type": "array", "items": {"type": "string"}},
+        "notification": {"type": "object"},
+    },
+}
 
 #: endpoint -> operation (one per endpoint; all its methods share its rule).
 OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
@@ -335,6 +358,96 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
             public=True,
         ),
     },
+    "submissions_api.create_submission": {
+        "post": _op(
+            "Submit a job (201: sent to Slurm; 202: accepted, sent when the cluster is back)",
+            "submissions",
+            _ok(_ref("Submission"), "Sent to Slurm"),
+            body=TASK_BODY,
+            codes=("409", "413"),
+            ok_code="201",
+            more_ok={"202": _ok(_ref("Submission"), "Accepted, pending")},
+        ),
+    },
+    "submissions_api.list_submissions": {
+        "get": _op(
+            "Your submissions, newest first",
+            "submissions",
+            _ok(_ref("SubmissionPage")),
+            [
+                _list("state", "submission states"),
+                _param("cluster", description="cluster name"),
+                PAGE,
+                _param(
+                    "per_page",
+                    schema={"type": "integer", "minimum": 1, "maximum": MAX_SUBMISSIONS_PER_PAGE},
+                ),
+            ],
+        ),
+    },
+    "submissions_api.get_submission": {
+        "get": _op(
+            "One submission, its state refreshed",
+            "submissions",
+            _ok(_ref("Submission")),
+            [UUID],
+            codes=("404",),
+        ),
+    },
+    "submissions_api.cancel_submission": {
+        "post": _op(
+            "Cancel one of your submissions",
+            "submissions",
+            _ok(_ref("Submission")),
+            [UUID],
+            codes=("404", "409"),
+        ),
+    },
+    "submissions_api.monitor": {
+        "post": _op(
+            "Follow a job submitted outside Clockwork (notifications on its end)",
+            "submissions",
+            _ok(_ref("Submission"), "Followed"),
+            body={
+                "type": "object",
+                "required": ["cluster", "job_id"],
+                "properties": {
+                    "cluster": {"type": "string"},
+                    "job_id": {"type": "integer", "minimum": 0},
+                    "uuid": {"type": "string"},
+                    "notification": {"type": "object"},
+                },
+            },
+            codes=("404", "409", "413"),
+            ok_code="201",
+        ),
+    },
+    "submissions_api.list_files": {
+        "get": _op(
+            "The output files of one of your submissions",
+            "submissions",
+            _ok({"type": "object"}),
+            [UUID],
+            codes=("404", "503"),
+        ),
+    },
+    "submissions_api.read_file": {
+        "get": _op(
+            "One output file (Range requests, or the last bytes with tail)",
+            "submissions",
+            {
+                "description": "The file's bytes",
+                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            },
+            [
+                UUID,
+                _param("path", "path", description="stdout, stderr, or a path in its dirs"),
+                _param("tail", schema={"type": "integer", "minimum": 1}),
+            ],
+            codes=("404", "416", "503"),
+            more_ok={"206": {"description": "Part of the file (Range)"}},
+        ),
+    },
     "auth_api.list_tokens": {
         "get": _op("Your API tokens (never their values)", "account", _ok({"type": "object"})),
     },
@@ -395,6 +508,25 @@ SCHEMAS: dict[str, Any] = {
     },
     "NodePage": _page("Node"),
     "Props": PROPS_BODY,
+    "Submission": {
+        "type": "object",
+        "properties": {
+            "uuid": {"type": "string"},
+            "state": {"type": "string"},
+            "cluster": {"type": ["string", "null"]},
+            "job_id": {"type": ["integer", "null"]},
+        },
+    },
+    "SubmissionPage": {
+        "type": "object",
+        "required": ["items", "page", "per_page", "has_more"],
+        "properties": {
+            "items": {"type": "array", "items": _ref("Submission")},
+            "page": {"type": "integer"},
+            "per_page": {"type": "integer"},
+            "has_more": {"type": "boolean"},
+        },
+    },
     "Cluster": {"type": "object"},
     "Gpu": {"type": "object"},
     "Me": {"type": "object"},
@@ -437,6 +569,20 @@ def _generic(rule: Any, view: Any, method: str) -> dict[str, Any]:
     return _op(doc[0] if doc else rule.endpoint, rule.endpoint.split(".")[0], _ok({}), params)
 
 
+def _with_routing_errors(responses: dict[str, Any], has_path_params: bool) -> dict[str, Any]:
+    """``responses`` plus the answers that come before any view runs.
+
+    414: a URI past ``errors.MAX_URI_BYTES`` (the app's check, and gunicorn's
+    own for a longer request line); 404: a path parameter that matches no
+    route (one holding a ``/``, or an empty one), whatever the operation.
+    """
+    out = dict(responses)
+    if has_path_params:
+        out.setdefault("404", _ERR)
+    out.setdefault("414", _ERR)
+    return out
+
+
 def build_document(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every ``/api/v1`` route of ``app``."""
     paths: dict[str, dict[str, Any]] = {}
@@ -448,7 +594,11 @@ def build_document(app: Flask) -> dict[str, Any]:
         item = paths.setdefault(openapi_path(rule.rule), {})
         for method in sorted(m.lower() for m in (rule.methods or ()) if m.lower() in METHODS):
             op = written.get(method) or _generic(rule, view, method)
-            item[method] = {**op, "operationId": f"{rule.endpoint}.{method}"}
+            item[method] = {
+                **op,
+                "responses": _with_routing_errors(op["responses"], "{" in openapi_path(rule.rule)),
+                "operationId": f"{rule.endpoint}.{method}",
+            }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -459,7 +609,8 @@ def build_document(app: Flask) -> dict[str, Any]:
                 "Authenticate with 'Authorization: Bearer <token>' (create tokens on "
                 "your settings page or with 'flask tokens create'); HTTP Basic "
                 "'<email>:<token>' works too. Every error is "
-                '{"error": {"code", "message"}}; dates are ISO 8601 UTC.'
+                '{"error": {"code", "message"}}; dates are ISO 8601 UTC. A URI longer '
+                f"than {MAX_URI_BYTES} bytes answers 414."
             ),
         },
         "servers": [{"url": API_PREFIX}],

@@ -16,6 +16,7 @@ from pymongo.database import Database
 from clockwork_core.config import Config
 from clockwork_web import create_app
 from clockwork_web.auth import oidc, tokens, users
+from clockwork_web.auth.ratelimit import FailureLimiter
 from test_common.query_plans import effective_plan, recording_client
 
 
@@ -50,6 +51,12 @@ def test_auth_queries_use_indexes(config: Config, db: Database[Any], mongo_uri: 
         tokens.list_tokens(mdb, "a@example.org")
         tokens.revoke_token(mdb, "b@example.org", str(doc["_id"]))
         tokens.revoke_token(mdb, "a@example.org", str(doc["_id"]))
+        limiter = FailureLimiter(limit=2, window_s=60)
+        for _ in range(3):
+            limiter.record(mdb, "192.0.2.1", "email:a@example.org")
+        limiter.record(mdb, "192.0.2.2", "token:cw_abcde")
+        limiter.failures(mdb, "192.0.2.1", "email:a@example.org")
+        users.end_sessions(mdb, "A@example.org")
         app = create_app(config, {"TESTING": True})
         with app.test_request_context():
             from flask import session
@@ -59,6 +66,12 @@ def test_auth_queries_use_indexes(config: Config, db: Database[Any], mongo_uri: 
             oidc.provision(mdb, "b@example.org", "B", "preprovisioned")
         queries = recorder.queries()
         assert len(queries) > 10
+        failure_queries = {(c, name) for c, name, _, _ in queries if c == "auth_failures"}
+        assert failure_queries == {
+            ("auth_failures", "findAndModify"),
+            ("auth_failures", "delete"),
+            ("auth_failures", "find"),
+        }
         scans = []
         for collection, name, flt, sort in queries:
             if not flt and collection == "users" and sort:

@@ -12,8 +12,9 @@ from pymongo.database import Database
 NOW = datetime.now(UTC)
 
 QUERIES: list[tuple[str, dict[str, Any], list[tuple[str, int]] | None]] = [
-    ("submissions", {"uuid": "u"}, None),
-    ("submissions", {"uuid": "u", "state": "PENDING"}, None),
+    ("submissions", {"user_email": "a", "uuid": "u"}, None),
+    ("submissions", {"user_email": "a", "uuid": "u", "state": "PENDING"}, None),
+    ("submissions", {"uuid": "u"}, [("created_at", -1)]),
     ("submissions", {"user_email": "a"}, [("created_at", -1)]),
     ("submissions", {"user_email": "a", "state": {"$in": ["A", "B"]}}, [("created_at", -1)]),
     ("submissions", {"user_email": "a", "cluster_name": "c"}, [("created_at", -1)]),

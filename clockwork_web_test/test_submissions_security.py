@@ -296,3 +296,41 @@ def test_webhooks_to_internal_addresses_are_refused_at_submit(
     message = r.json["error"]["message"]
     assert message.startswith("notification.params.webhook.url: ") and words in message
     assert db.submissions.count_documents({}) == 0
+
+
+# --------------------------------------------------------------------------- finding 12
+
+
+def test_a_uuid_in_use_by_another_user_is_not_confirmed(
+    config: Config, db: Database[Any], tmp_path: Path
+) -> None:
+    """uuids are unique per user: bob's answer tells him nothing about alice's submissions."""
+    from clockwork_web_test.submissions_fixtures import BOB
+
+    unreachable = {"backend": "slurmrestd", "jwt_key_file": str(tmp_path / "no-key")}
+    cfg = submit_config(config, clusters={"testcluster": {"submit": unreachable}})
+    add_user(db, ALICE, {"testcluster": ME})
+    add_user(db, BOB, {"testcluster": ME})
+    _, client = make_client(cfg)
+    alice, bob = token_headers(db, ALICE), token_headers(db, BOB)
+    db.submissions.insert_one(
+        {
+            "uuid": "shared-1",
+            "user_email": ALICE,
+            "cluster_name": "testcluster",
+            "username": ME,
+            "state": "COMPLETED",
+            "job_id": 9,
+            "created_at": datetime.now(UTC),
+        }
+    )
+    fresh = {"cluster": "testcluster", "script": "#!/bin/bash\ntrue\n", "uuid": "never-used"}
+    taken = {**fresh, "uuid": "shared-1"}
+    answers = [
+        client.post("/api/v1/submissions", json=body, headers=bob) for body in (fresh, taken)
+    ]
+    assert answers[0].status_code == answers[1].status_code == 202  # accepted, sent later
+    assert client.get("/api/v1/submissions/shared-1", headers=alice).json["job_id"] == 9
+    assert client.get("/api/v1/submissions/shared-1", headers=bob).json["user"] == BOB
+    again = client.post("/api/v1/submissions", json=taken, headers=alice)
+    assert again.status_code == 409  # her own uuid: the usual idempotency answer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -254,26 +255,49 @@ def test_rate_limit_after_repeated_failures(config: Config, db: Database[Any]) -
     assert limited.status_code == 429
     assert int(limited.headers["Retry-After"]) > 0
     assert limited.get_json()["error"]["code"] == "too_many_requests"
-    # even a good token waits, from that address; others are not affected
-    assert client.get("/api/v1/tokens", headers=bearer(good)).status_code == 429
+    # a valid token is never refused, from the same address too
+    assert client.get("/api/v1/tokens", headers=bearer(good)).status_code == 200
+    # the key is (address, claimed identity): another claim from there only gets its 401
+    assert client.get("/api/v1/tokens", headers=bearer("cw_other")).status_code == 401
+    assert client.get("/api/v1/tokens", headers=basic("bob@example.org", "cw_x")).status_code == 401
     elsewhere = app.test_client()
     elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.7"
-    assert elsewhere.get("/api/v1/tokens", headers=bearer(good)).status_code == 200
+    assert elsewhere.get("/api/v1/tokens", headers=bearer("cw_guess")).status_code == 401
+    # counted in the database: another worker (another app) sees the same count
+    other_worker = create_app(
+        with_overrides(config, {"login.failure_limit": 5, "login.failure_window_s": 60}),
+        {"TESTING": True},
+    )
+    assert (
+        other_worker.test_client().get("/api/v1/tokens", headers=bearer("cw_guess")).status_code
+        == 429
+    )
 
 
-def test_failure_limiter_window() -> None:
-    now = [1000.0]
+def test_failure_limiter_window(db: Database[Any]) -> None:
+    # a window boundary in the future: a TTL monitor never removes these too early
+    base = (int(time.time()) // 10 + 100) * 10
+    now = [float(base)]
     limiter = FailureLimiter(limit=3, window_s=10, clock=lambda: now[0])
-    for _ in range(2):
-        limiter.record("a")
-    assert limiter.retry_after("a") == 0
-    limiter.record("a")
-    assert limiter.retry_after("a") == 10
+    for _ in range(3):
+        assert limiter.record(db, "a", "email:x@example.org") == 0
+    assert limiter.failures(db, "a", "email:x@example.org") == 3
+    assert limiter.record(db, "a", "email:x@example.org") == 10
+    assert limiter.record(db, "a", "email:y@example.org") == 0  # another identity
+    assert limiter.record(db, "b", "email:x@example.org") == 0  # another address
     now[0] += 4
-    assert limiter.retry_after("a") == 6
-    assert limiter.retry_after("b") == 0
-    now[0] += 6
-    assert limiter.retry_after("a") == 0
+    assert limiter.record(db, "a", "email:x@example.org") == 6
+    now[0] += 6  # the next window: a clean slate, and the expired window is swept
+    assert limiter.record(db, "a", "email:x@example.org") == 0
+    assert db.auth_failures.count_documents({"expires_at": {"$lte": _at(base + 10)}}) == 0
+    stored = db.auth_failures.find_one({"identity": "email:x@example.org", "address": "a"})
+    assert stored["count"] == 1 and stored["expires_at"] == _at(base + 20)
+    index = db.auth_failures.index_information()["expires_at"]
+    assert index["expireAfterSeconds"] == 0
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def test_a_token_made_during_a_revocation_does_not_bring_the_revoked_one_back(

@@ -4,6 +4,7 @@
     python scripts/bench_api.py [--jobs 100000] [--users 300] [--db-dir DIR]
                                 [--loadgen auto|wrk|python] [--duration S]
                                 [--requests N] [--workers N] [--threads N]
+                                [--load-concurrency 64] [--load-duration 60]
 
 Starts its own embedded database (SecantusDB) in a temporary directory, loads
 the generated data set (``test_common.datagen``), creates API tokens for the
@@ -27,10 +28,23 @@ little worse. The line of each case says which one ran.
 Each case is warmed up first (a few requests per worker, not measured: the
 first request of a worker opens its database connections and fills the count
 cache). Prints requests/s, p50 and p99 per case, and the CPU milliseconds the
-database, the gunicorn workers and the load generator spent per request; the
-LAST line is one JSON object ``{"results": [{"endpoint", "concurrency", "rps",
-"p50_ms", "p99_ms", "errors", "cpu_ms", "loadgen"}, ...]}``. Everything it
-started is stopped at the end.
+database, the gunicorn workers and the load generator spent per request.
+
+Then the load case: ``--load-concurrency`` clients (64) for ``--load-duration``
+seconds (60; 0 skips it) send a user's requests in turn over the jobs list,
+one job and the nodes list, each giving up after ``--load-timeout`` seconds
+(10, clockwork_tools' default). Next to the clients' latencies it prints the
+server's, read from gunicorn's access log (``%(D)s``: from the request read
+to the response sent), the ratio of the p99s and the timeouts, then PASS, or
+FAIL and the exit status 1 when a request timed out or the clients' p99 is
+more than ``--load-max-ratio`` (3) times the server's: requests then waited
+before the app saw them (in the listen queue, behind idle kept-alive
+connections).
+
+The LAST line is one JSON object ``{"results": [{"endpoint", "concurrency",
+"rps", "p50_ms", "p99_ms", "errors", "timeouts", "cpu_ms", "loadgen"}, ...],
+"load": {..., "server_p50_ms", "server_p99_ms", "ratio", "problems"}}``.
+Everything it started is stopped at the end.
 
 ``--db-dir DIR`` keeps the database and its data in DIR between runs: a data
 set of the same size and seed already there is reused (loading 100,000 jobs
@@ -42,6 +56,7 @@ the generated times are relative to when the data was loaded.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -73,6 +88,20 @@ WARMUP_PER_CASE = 24
 LIST_USER = "/api/v1/jobs?state=COMPLETED&per_page=50"
 LIST_ADMIN = "/api/v1/jobs?sort=submit_time&order=desc"
 DB_NAME = "clockwork_bench"
+#: The load case: many clients at once (scripts polling the API), for long
+#: enough that a connection left waiting in the listen queue shows.
+LOAD_CONCURRENCY = 64
+LOAD_DURATION_S = 60.0
+#: A client gives up after this long (clockwork_tools' default timeout).
+LOAD_TIMEOUT_S = 10.0
+#: The load case fails when the clients' p99 exceeds the server's p99 by more
+#: than this factor (requests waited somewhere before the app saw them), or
+#: when any request timed out.
+LOAD_MAX_RATIO = 3.0
+#: The bench's access log: the time the server spent on each request (gunicorn's
+#: ``%(D)s``, in microseconds, from the request line read to the response
+#: sent) and its status.
+ACCESS_LOG_FORMAT = "%(D)s %(s)s"
 #: The data set recorded in a --db-dir, reused when size and seed match.
 DATASET_FILE = "bench-dataset.json"
 #: wrk's script: rotates over PATHS, counts non-200 answers as errors and
@@ -96,8 +125,10 @@ function done(summary, latency, requests)
     + summary.errors.timeout
   for _, t in ipairs(threads) do bad = bad + t:get("errors") end
   io.write(string.format(
-    '\\nWRK-JSON {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, "errors": %%d}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), bad))
+    '\\nWRK-JSON {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, '
+    .. '"errors": %%d, "timeouts": %%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), bad,
+    summary.errors.timeout))
 end
 """
 
@@ -236,35 +267,46 @@ def _measure(
     concurrency: int,
     n: int,
     processes: dict[str, list[int]] | None = None,
+    duration: float | None = None,
+    timeout: float = REQUEST_TIMEOUT_S,
 ) -> dict[str, Any]:
-    """``n`` requests from ``concurrency`` threads, one requests.Session each.
+    """``n`` requests from ``concurrency`` threads, one requests.Session each
+    (with ``duration``, as many as fit in that many seconds instead).
 
     With ``processes``, also the CPU milliseconds per request each group spent.
+    Timed-out requests count as errors and as ``timeouts``; as with wrk, their
+    latency is not recorded.
     """
     latencies: list[float] = []
-    errors = 0
+    errors = timeouts = 0
     lock = threading.Lock()
-    counter = iter(range(n))
+    counter = iter(range(n)) if duration is None else itertools.count()
+    deadline = time.monotonic() + duration if duration is not None else float("inf")
 
     def worker() -> None:
-        nonlocal errors
+        nonlocal errors, timeouts
         session = requests.Session()
         session.headers.update(headers)
-        while True:
+        while time.monotonic() < deadline:
             with lock:
                 i = next(counter, None)
             if i is None:
                 break
             started = time.perf_counter()
+            timed_out = False
             try:
-                response = session.get(base + make_url(i), timeout=REQUEST_TIMEOUT_S)
+                response = session.get(base + make_url(i), timeout=timeout)
                 ok = response.status_code == 200
                 response.content  # noqa: B018 - read the whole body
+            except requests.Timeout:
+                ok, timed_out = False, True
             except requests.RequestException:
                 ok = False
             elapsed = time.perf_counter() - started
             with lock:
-                latencies.append(elapsed)
+                if not timed_out:
+                    latencies.append(elapsed)
+                timeouts += timed_out
                 if not ok:
                     errors += 1
         session.close()
@@ -281,11 +323,13 @@ def _measure(
         "p50_ms": round(_percentile(latencies, 0.50) * 1000, 1),
         "p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
         "errors": errors,
+        "timeouts": timeouts,
     }
     if processes:
         after = _group_cpu(processes)
         result["cpu_ms"] = {
-            k: round((after[k] - before[k]) * 1000 / max(n, 1), 2) for k in processes
+            k: round((after[k] - before[k]) * 1000 / max(len(latencies) + timeouts, 1), 2)
+            for k in processes
         }
     return result
 
@@ -301,11 +345,13 @@ def _measure_wrk(
     concurrency: int,
     duration: float,
     processes: dict[str, list[int]] | None = None,
+    timeout: float = REQUEST_TIMEOUT_S,
 ) -> dict[str, Any]:
-    """Like :func:`_measure`, with wrk sending requests for ``duration`` seconds."""
+    """Like :func:`_measure`, with wrk sending requests for ``duration`` seconds
+    (the paths of the first 100 requests, in turn)."""
     import resource
 
-    paths = list(dict.fromkeys(make_url(i) for i in range(100)))
+    paths = [make_url(i) for i in range(100)]
     script = WRK_SCRIPT % (
         ", ".join(_lua_string(p) for p in paths),
         ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()),
@@ -321,7 +367,7 @@ def _measure_wrk(
                 f"-t{min(2, concurrency)}",
                 f"-c{concurrency}",
                 f"-d{max(1, round(duration))}s",
-                f"--timeout={int(REQUEST_TIMEOUT_S)}s",
+                f"--timeout={max(1, round(timeout))}s",
                 "-s",
                 f.name,
                 base + paths[0],
@@ -343,6 +389,7 @@ def _measure_wrk(
         "p50_ms": round(summary["p50_us"] / 1000, 1),
         "p99_ms": round(summary["p99_us"] / 1000, 1),
         "errors": summary["errors"],
+        "timeouts": summary["timeouts"],
     }
     if processes:
         now = _group_cpu(processes)
@@ -359,13 +406,100 @@ def measure(
     headers: dict[str, str],
     concurrency: int,
     processes: dict[str, list[int]] | None = None,
+    *,
+    duration: float | None = None,
+    timeout: float = REQUEST_TIMEOUT_S,
 ) -> dict[str, Any]:
-    """One measured run with the load generator ``args.loadgen`` names."""
+    """One measured run with the load generator ``args.loadgen`` names, for
+    ``duration`` seconds if given (else ``args.duration`` or ``args.requests``)."""
     if args.loadgen == "wrk":
-        result = _measure_wrk(base, make_url, headers, concurrency, args.duration, processes)
+        result = _measure_wrk(
+            base, make_url, headers, concurrency, duration or args.duration, processes, timeout
+        )
     else:
-        result = _measure(base, make_url, headers, concurrency, args.requests, processes)
+        result = _measure(
+            base,
+            make_url,
+            headers,
+            concurrency,
+            args.requests,
+            processes,
+            duration=duration,
+            timeout=timeout,
+        )
     return {**result, "loadgen": args.loadgen}
+
+
+def server_times(access_log: Path, offset: int = 0) -> list[float]:
+    """The server-side seconds of each request in ``access_log`` (written in
+    :data:`ACCESS_LOG_FORMAT`) from byte ``offset`` on."""
+    with access_log.open("rb") as f:
+        f.seek(offset)
+        lines = f.read().decode(errors="replace").splitlines()
+    times = []
+    for line in lines:
+        field = line.split(" ", 1)[0]
+        if field.isdigit():
+            times.append(int(field) / 1e6)
+    return times
+
+
+def load_verdict(result: dict[str, Any], max_ratio: float = LOAD_MAX_RATIO) -> list[str]:
+    """Why the load case fails (empty if it holds): a timeout, or a client p99
+    more than ``max_ratio`` times the server's."""
+    problems = []
+    if result["timeouts"]:
+        problems.append(f"{result['timeouts']} request(s) timed out")
+    if not result["ratio"] <= max_ratio:  # NaN (no request logged) fails too
+        problems.append(f"client p99 is {result['ratio']} x the server's (max {max_ratio:g})")
+    return problems
+
+
+def measure_load(
+    args: argparse.Namespace,
+    base: str,
+    make_url: Callable[[int], str],
+    headers: dict[str, str],
+    access_log: Path,
+    processes: dict[str, list[int]] | None = None,
+) -> dict[str, Any]:
+    """The load case: ``args.load_concurrency`` clients for ``args.load_duration``
+    seconds; the client-side latencies next to the server-side ones the access
+    log recorded meanwhile, their ratio, the timeouts and the verdict."""
+    offset = access_log.stat().st_size
+    result = measure(
+        args,
+        base,
+        make_url,
+        headers,
+        args.load_concurrency,
+        processes,
+        duration=args.load_duration,
+        timeout=args.load_timeout,
+    )
+    time.sleep(1.0)  # the requests still in flight when the clients stopped get logged
+    times = server_times(access_log, offset)
+    server_p99 = round(_percentile(times, 0.99) * 1000, 1)
+    result.update(
+        server_requests=len(times),
+        server_p50_ms=round(_percentile(times, 0.50) * 1000, 1),
+        server_p99_ms=server_p99,
+        server_max_ms=round(max(times, default=float("nan")) * 1000, 1),
+        ratio=round(result["p99_ms"] / server_p99, 2) if server_p99 > 0 else float("nan"),
+    )
+    result["problems"] = load_verdict(result, args.load_max_ratio)
+    return result
+
+
+def load_report_line(name: str, result: dict[str, Any]) -> str:
+    """The load case's lines: client and server latencies, ratio, timeouts, verdict."""
+    verdict = "FAIL: " + "; ".join(result["problems"]) if result["problems"] else "PASS"
+    return (
+        report_line(name, result) + f"\n{'':48s} server p50 {result['server_p50_ms']:.1f} ms  p99 "
+        f"{result['server_p99_ms']:.1f} ms  max {result['server_max_ms']:.1f} ms  "
+        f"({result['server_requests']} logged)  client/server p99 {result['ratio']}  "
+        f"timeouts {result['timeouts']}  {verdict}"
+    )
 
 
 def _install_wrk() -> bool:
@@ -414,24 +548,30 @@ def report_line(name: str, result: dict[str, Any], width: int = 48) -> str:
 
 
 def start_gunicorn(
-    config_path: Path, port: int, workers: int | None, threads: int | None
+    config_path: Path,
+    port: int,
+    workers: int | None,
+    threads: int | None,
+    access_log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """gunicorn serving the app with the production gunicorn.conf.py (access log dropped).
+    """gunicorn serving the app with the production gunicorn.conf.py.
 
-    ``workers``/``threads`` override the file's (None keeps them); the connection
-    cap per worker follows the threads, as the file sets it.
+    ``workers``/``threads`` override the file's (None keeps them), through the
+    environment variables the file reads, so that what it derives from them
+    follows. The access log is dropped, or written to ``access_log`` in
+    :data:`ACCESS_LOG_FORMAT` (see :func:`server_times`).
     """
-    overrides: list[str] = []
-    if workers is not None:
-        overrides += ["--workers", str(workers)]
-    if threads is not None:
-        overrides += ["--threads", str(threads), "--worker-connections", str(2 * threads)]
     env = {
         **os.environ,
         "CLOCKWORK_CONFIG": str(config_path),
         "PYTHONPATH": str(ROOT),
-        "CLOCKWORK_ACCESS_LOG": os.devnull,
+        "CLOCKWORK_ACCESS_LOG": str(access_log or os.devnull),
     }
+    if workers is not None:
+        env["CLOCKWORK_WORKERS"] = str(workers)
+    if threads is not None:
+        env["CLOCKWORK_THREADS"] = str(threads)
+    overrides = ["--access-logformat", ACCESS_LOG_FORMAT] if access_log else []
     return subprocess.Popen(
         [
             sys.executable,
@@ -480,6 +620,45 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker")
     parser.add_argument("--only", default=None, help="run only the cases whose name has this")
+
+
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the load case."""
+    parser.add_argument(
+        "--load-concurrency", type=int, default=LOAD_CONCURRENCY, help="load case: clients"
+    )
+    parser.add_argument(
+        "--load-duration",
+        type=float,
+        default=LOAD_DURATION_S,
+        help="load case: seconds (0 skips it)",
+    )
+    parser.add_argument(
+        "--load-timeout",
+        type=float,
+        default=LOAD_TIMEOUT_S,
+        help="load case: a client's timeout in seconds",
+    )
+    parser.add_argument(
+        "--load-max-ratio",
+        type=float,
+        default=LOAD_MAX_RATIO,
+        help="load case: the largest client p99 / server p99 that passes",
+    )
+
+
+def load_case(mine: list[tuple[str, int]]) -> tuple[str, Callable[[int], str]]:
+    """The load case's name and path of the i-th request: a user's requests in
+    turn over the jobs list, one job and the nodes list."""
+
+    def make_url(i: int) -> str:
+        if i % 3 == 0:
+            return LIST_USER
+        if i % 3 == 1:
+            return "/api/v1/jobs/{}/{}".format(*mine[(i // 3) % len(mine)])
+        return "/api/v1/nodes"
+
+    return "load: jobs list, one job, nodes (user)", make_url
 
 
 def bench_cases(mine: list[tuple[str, int]]) -> list[tuple[str, Callable[[int], str], str]]:
@@ -531,6 +710,7 @@ def stop_gunicorn(gunicorn: subprocess.Popen[bytes] | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_api", description=__doc__.split("\n\n")[0])
     add_common_options(parser)
+    add_load_options(parser)
     args = parser.parse_args(argv)
     resolve_loadgen(args)
 
@@ -547,7 +727,8 @@ def main(argv: list[str] | None = None) -> int:
         mine = student_jobs(db)
 
         port = _free_port()
-        gunicorn = start_gunicorn(config_path, port, args.workers, args.threads)
+        access_log = tmp / "access.log"
+        gunicorn = start_gunicorn(config_path, port, args.workers, args.threads, access_log)
         base = f"http://127.0.0.1:{port}"
         _wait_until_up(base, gunicorn)
         processes = process_groups(server.pid, gunicorn.pid)
@@ -566,8 +747,17 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 results.append(result)
                 print(report_line(name, result))
-        print(json.dumps({"results": results}))
-        return 0
+        load: dict[str, Any] | None = None
+        name, make_url = load_case(mine)
+        if args.load_duration > 0 and not (args.only and args.only not in name):
+            _measure(base, make_url, auth["user"], 8, WARMUP_PER_CASE)
+            load = {
+                "endpoint": name,
+                **measure_load(args, base, make_url, auth["user"], access_log, processes),
+            }
+            print(load_report_line(name, load))
+        print(json.dumps({"results": results, "load": load}))
+        return 1 if load and load["problems"] else 0
     finally:
         stop_gunicorn(gunicorn)
         if directory is not None:

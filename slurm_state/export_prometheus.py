@@ -4,11 +4,16 @@ Every gauge is computed at collection time with bounded queries that use an
 index: live (non-final) jobs through ``cw.bucket $in`` (index
 ``bucket_submit``), jobs that ended in the last 24 hours through
 ``slurm.end_time`` (index ``end_time``); nodes and cluster_status hold one
-document per node/cluster. The per-user gauge counts live jobs only, to keep
-the number of series sane on a cluster with a long history.
+document per node/cluster.
 
-    collect_metrics(db) -> bytes          # what the web app's /metrics returns
-    write_textfile(db, path)              # for node_exporter's textfile collector
+The per-user gauge (``clockwork_user_jobs``, labelled with Slurm usernames) is
+left out unless asked for (``per_user=True``; the web app's
+``web.metrics_per_user_labels``): who is running what is personal data, and a
+metrics endpoint is read by more people and tools than the dashboard. When on,
+it counts live jobs only, to keep the number of series sane.
+
+    collect_metrics(db, per_user=False) -> bytes   # what the web app's /metrics returns
+    write_textfile(db, path, per_user=False)       # node_exporter's textfile collector
 """
 
 from __future__ import annotations
@@ -55,9 +60,12 @@ def _label(value: Any) -> str:
 class ClockworkCollector(Collector):
     """Reads the database on every collection (no state between scrapes)."""
 
-    def __init__(self, db: Database[Any], now: datetime | None = None) -> None:
+    def __init__(
+        self, db: Database[Any], now: datetime | None = None, *, per_user: bool = False
+    ) -> None:
         self.db = db
         self.now = now
+        self.per_user = per_user
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         db = self.db
@@ -127,7 +135,12 @@ class ClockworkCollector(Collector):
                 row["n"],
             )
         yield ended
+        if self.per_user:
+            yield self._user_jobs(db, live_match)
+        yield from self._nodes_and_scrapes(db)
 
+    def _user_jobs(self, db: Database[Any], live_match: dict[str, Any]) -> GaugeMetricFamily:
+        """Live jobs per Slurm user: only when per-user series are enabled."""
         users = GaugeMetricFamily(
             "clockwork_user_jobs",
             "Live jobs by cluster, Slurm user and state",
@@ -144,8 +157,9 @@ class ClockworkCollector(Collector):
                 [_label(key.get("cluster")), _label(key.get("user")), _label(key.get("state"))],
                 row["n"],
             )
-        yield users
+        return users
 
+    def _nodes_and_scrapes(self, db: Database[Any]) -> Iterator[GaugeMetricFamily]:
         nodes = GaugeMetricFamily(
             "clockwork_nodes", "Nodes by cluster and base state", labels=["cluster", "state"]
         )
@@ -208,19 +222,29 @@ class ClockworkCollector(Collector):
         yield counts
 
 
-def registry_for(db: Database[Any], now: datetime | None = None) -> CollectorRegistry:
+def registry_for(
+    db: Database[Any], now: datetime | None = None, *, per_user: bool = False
+) -> CollectorRegistry:
     """A fresh registry holding only Clockwork's collector."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ClockworkCollector(db, now))
+    registry.register(ClockworkCollector(db, now, per_user=per_user))
     return registry
 
 
-def collect_metrics(db: Database[Any], now: datetime | None = None) -> bytes:
-    """The exposition text of every Clockwork gauge (``CONTENT_TYPE``)."""
-    return generate_latest(registry_for(db, now))
+def collect_metrics(
+    db: Database[Any], now: datetime | None = None, *, per_user: bool = False
+) -> bytes:
+    """The exposition text of every Clockwork gauge (``CONTENT_TYPE``).
+
+    ``per_user`` adds the per-Slurm-user series; off unless configured.
+    """
+    return generate_latest(registry_for(db, now, per_user=per_user))
 
 
-def write_textfile(db: Database[Any], path: Path) -> None:
-    """Write the metrics for node_exporter's textfile collector (atomic rename)."""
+def write_textfile(db: Database[Any], path: Path, *, per_user: bool = False) -> None:
+    """Write the metrics for node_exporter's textfile collector (atomic rename).
+
+    Without per-user series by default, like ``/metrics``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_to_textfile(str(path), registry_for(db))
+    write_to_textfile(str(path), registry_for(db, per_user=per_user))

@@ -23,7 +23,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from clockwork_core.config import Config, load_config_or_exit
-from clockwork_core.db import get_database
+from clockwork_core.db import ensure_indexes_once, get_database
 from clockwork_core.periodic import run_periodically
 from clockwork_core.schema import Job, Node
 from slurm_state import store
@@ -143,6 +143,9 @@ def scrape_cluster(
         if dry_run:
             watermark = store.last_success(db, cluster_name)
         else:
+            # a database where init-db never ran: without the unique keys the lease
+            # and the upserts are unsafe, and without the others every batch scans
+            ensure_indexes_once(db)
             # the lease runs on the real clock, even when ``now`` is injected
             status = store.acquire_lease(
                 db, cluster_name, owner, seconds=config.scraper.lease_seconds

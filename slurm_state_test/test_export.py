@@ -80,7 +80,7 @@ def test_prometheus_gauges_from_the_database(db: Database[Any], tmp_path: Path) 
     store.finish_scrape(db, "c1", owner, outcome)
     store.record_failure(db, "c2", NOW, "ssh: cannot connect")
 
-    s = _samples(collect_metrics(db, now=NOW))
+    s = _samples(collect_metrics(db, now=NOW, per_user=True))
     key = lambda name, **labels: (name, tuple(sorted(labels.items())))  # noqa: E731
     assert s[key("clockwork_jobs", cluster="c1", partition="gpu", state="RUNNING")] == 2
     assert s[key("clockwork_jobs", cluster="c1", partition="gpu", state="PENDING")] == 1
@@ -102,6 +102,33 @@ def test_prometheus_gauges_from_the_database(db: Database[Any], tmp_path: Path) 
     path = tmp_path / "prom" / "clockwork.prom"
     write_textfile(db, path)
     assert "clockwork_nodes" in path.read_text()
+
+
+def test_prometheus_per_user_series_only_when_asked(db: Database[Any], tmp_path: Path) -> None:
+    """Slurm usernames stay out of the metrics (web and textfile) unless configured."""
+    jobs = [_job(1, "RUNNING"), _job(2, "PENDING", username="bob")]
+    store.store_jobs(db, "c1", jobs, scrape_id="s", now=NOW)
+    default = collect_metrics(db, now=NOW)
+    assert b"clockwork_user_jobs" not in default
+    assert b"alice" not in default and b"bob" not in default
+    assert (
+        _samples(default)[
+            ("clockwork_jobs", (("cluster", "c1"), ("partition", "gpu"), ("state", "RUNNING")))
+        ]
+        == 1
+    )
+    path = tmp_path / "clockwork.prom"
+    write_textfile(db, path)
+    assert "clockwork_user_jobs" not in path.read_text() and "bob" not in path.read_text()
+    write_textfile(db, path, per_user=True)
+    assert 'user="bob"' in path.read_text()
+    with_users = _samples(collect_metrics(db, now=NOW, per_user=True))
+    assert (
+        with_users[
+            ("clockwork_user_jobs", (("cluster", "c1"), ("state", "PENDING"), ("user", "bob")))
+        ]
+        == 1
+    )
 
 
 def test_prometheus_job_queries_use_indexes(db: Database[Any]) -> None:

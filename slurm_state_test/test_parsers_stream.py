@@ -7,6 +7,7 @@ import json
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -72,8 +73,10 @@ def test_a_random_corruption_in_json_spares_the_other_jobs(offset: int, garbage:
     except SlurmParseError:
         pytest.fail("a corrupt job must be reported in errors, not raised")
 
-    if offset <= jobs_start + len('"jobs": ['):
-        return  # a corrupt header: whatever happens, it was reported, not raised
+    if offset <= SACCT_JSON.find("{", jobs_start):
+        # a corrupt header, up to the first job's "{" (a "[" there nests every job
+        # in one bad element): whatever happens, it was reported, not raised
+        return
     # the job holding the corruption (and at worst its neighbour) may be lost; no other
     assert len(JOB_IDS - ids) <= 2, (ids, [str(e) for e in errors])
     assert starts
@@ -196,3 +199,109 @@ def test_sinfo_format_header_round_trip() -> None:
     assert (node.name, node.state, node.alloc_cpus, node.partitions) == ("n1", "mixed", 4, ["gpu"])
     assert node.reason == "odd | reason\x1fwith separator" and node.features == ["x", "y"]
     assert node.cpu_load == 3.5 and node.num_gpus == 2
+
+
+# --------------------------------------------------------------------------- nesting bound
+
+#: (fixture, what it holds, format, the array's key)
+JSON_REPORTS = [
+    ("sacct.json", "jobs", "json", "jobs"),
+    ("squeue-running.json", "jobs", "squeue-json", "jobs"),
+    ("sinfo.json", "nodes", "sinfo-json", "nodes"),
+]
+
+
+def _parse(data: Any, kind: str, fmt: str, errors: list[SlurmParseError]) -> list[Any]:
+    parse = parse_jobs if kind == "jobs" else parse_nodes
+    return list(parse(data, fmt=fmt, cluster_name="c", errors=errors))
+
+
+def _keys(records: list[Any]) -> list[Any]:
+    return [getattr(r, "job_id", None) or r.name for r in records]
+
+
+def _with_elements(name: str, key: str, added: dict[int, str]) -> str:
+    """The fixture's document with more elements (position -> raw JSON text) in its array."""
+    doc = json.loads((FIXTURES / name).read_text())
+    texts = [json.dumps(e) for e in doc[key]]
+    for position, element_text in sorted(added.items()):
+        texts.insert(position, element_text)
+    others = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items() if k != key)
+    return "{" + others + f', "{key}": [' + ",\n".join(texts) + "]}"
+
+
+def _nested(element: dict[str, Any], value_text: str) -> str:
+    """``element`` (a real record, so that it looks like one) with an extra field."""
+    return json.dumps(element)[:-1] + ', "extra": ' + value_text + "}"
+
+
+@pytest.mark.parametrize(("name", "kind", "fmt", "key"), JSON_REPORTS)
+@pytest.mark.parametrize(
+    "value_text",
+    [
+        "[" * 64 + "]" * 64,  # 65 levels with the record: decodable, over the bound
+        "[" * 3000 + "]" * 3000,  # too deep for the decoder (RecursionError before)
+        '[{"s": "]}\\"]", "a": ' * 2000 + "1" + "}]" * 2000,  # brackets in strings, commas
+    ],
+    ids=["65-levels", "3000-levels", "3000-mixed"],
+)
+@pytest.mark.parametrize("detect", [False, True], ids=["fmt", "auto"])
+def test_a_record_nested_too_deep_is_reported_and_skipped_the_others_kept(
+    name: str, kind: str, fmt: str, key: str, value_text: str, detect: bool
+) -> None:
+    clean_errors: list[SlurmParseError] = []
+    expected = _keys(_parse(io.BytesIO((FIXTURES / name).read_bytes()), kind, fmt, clean_errors))
+    first = json.loads((FIXTURES / name).read_text())[key][0]
+    at_the_bound = _nested(first, "[" * 63 + "]" * 63)  # 64 levels with the record: kept
+    text = _with_elements(name, key, {0: at_the_bound, 3: _nested(first, value_text)})
+    errors: list[SlurmParseError] = []
+
+    records = _parse(io.BytesIO(text.encode()), kind, "auto" if detect else fmt, errors)
+
+    assert _keys(records) == [expected[0], *expected] and not clean_errors
+    assert len(errors) == 1 and f"{key}[3]: nested deeper than 64 levels" in str(errors[0])
+
+
+@pytest.mark.parametrize("depth", [100, 3000])
+def test_a_top_level_value_nested_too_deep_is_a_clear_error(depth: int) -> None:
+    text = '{"meta": ' + "[" * depth + "]" * depth + ', "jobs": []}'
+    errors: list[SlurmParseError] = []
+
+    assert _parse(io.BytesIO(text.encode()), "jobs", "json", errors) == []
+    assert len(errors) == 1 and "bad value of 'meta': nested deeper than 64" in str(errors[0])
+    with pytest.raises(SlurmParseError, match="nested deeper"):
+        list(parse_jobs(io.BytesIO(text.encode()), fmt="auto", cluster_name="c"))
+
+
+# --------------------------------------------------------------------------- byte-order mark
+
+BOM_REPORTS = [
+    ("sacct-all.psv", "jobs", "psv"),
+    ("sacct.json", "jobs", "json"),
+    ("squeue-running.json", "jobs", "squeue-json"),
+    ("sinfo.json", "nodes", "sinfo-json"),
+    ("sinfo-N-wide.txt", "nodes", "sinfo-psv"),
+    ("scontrol-show-node-oneliner.txt", "nodes", "scontrol"),
+]
+
+
+@pytest.mark.parametrize(("name", "kind", "fmt"), BOM_REPORTS)
+@pytest.mark.parametrize("detect", [False, True], ids=["fmt", "auto"])
+@pytest.mark.parametrize("given_as", ["binary file", "text lines"])
+def test_a_byte_order_mark_changes_nothing(
+    name: str, kind: str, fmt: str, detect: bool, given_as: str
+) -> None:
+    raw = (FIXTURES / name).read_bytes()
+    errors: list[SlurmParseError] = []
+    expected = [r.to_dict() for r in _parse(io.BytesIO(raw), kind, fmt, errors)]
+    with_bom = "\ufeff".encode() + raw
+    data: Any = (
+        io.BytesIO(with_bom)
+        if given_as == "binary file"
+        else with_bom.decode("utf-8").splitlines()  # a text file read without utf-8-sig
+    )
+
+    records = _parse(data, kind, "auto" if detect else fmt, errors)
+
+    assert not errors, [str(e) for e in errors]
+    assert [r.to_dict() for r in records] == expected and expected

@@ -8,6 +8,7 @@ fetcher or served by a stand-in runner that answers like sacct for a window.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -178,6 +179,63 @@ def test_unreadable_report_fails_the_cluster_only(
     assert not result.ok and "unreadable report" in (result.error or "")
     status = db.cluster_status.find_one({"cluster_name": C})
     assert status.get("last_success") is None and "unreadable" in status["last_error_message"]
+
+
+def _sacct_json_report(ids: list[int], deep_after: int, depth: int) -> str:
+    """A ``sacct --json`` report of real 22.05 jobs with these ids, and after the
+    ``deep_after``-th one a job whose comment nests ``depth`` levels."""
+    doc = json.loads((SAMPLES.parent / "fixtures" / "22.05" / "sacct.json").read_text())
+    proto = next(j for j in doc["jobs"] if j["job_id"] == 6)
+    jobs = [json.dumps({**proto, "job_id": i}) for i in ids]
+    deep = json.dumps({**proto, "job_id": 999})[:-1]
+    jobs.insert(deep_after, deep + ', "comment": ' + "[" * depth + "]" * depth + "}")
+    return f'{{"meta": {json.dumps(doc["meta"])}, "errors": [], "jobs": [{",".join(jobs)}]}}'
+
+
+def test_a_job_nested_too_deep_is_skipped_and_every_other_job_stored(
+    db: Database[Any], mongo_uri: str, tmp_path: Path
+) -> None:
+    reports = tmp_path / "r"
+    reports.mkdir()
+    ids = list(range(1, 31))
+    (reports / "sacct-jobs.json").write_text(_sacct_json_report(ids, 5, 3000))
+    (reports / "scontrol-nodes.txt").write_text(SCONTROL_NODES)
+    config = make_config(mongo_uri, db.name, {C: file_cluster(reports)})
+
+    result = scrape.scrape_cluster(config, db, C, now=T0)
+
+    assert result.ok, result.error
+    assert result.counts.jobs_new == 30 and result.counts.skipped == 1
+    assert "jobs[5]: nested deeper than 64 levels" in result.parse_errors[0]
+    assert sorted(d["slurm"]["job_id"] for d in db.jobs.find({}, {"slurm.job_id": 1})) == ids
+
+
+def test_scrape_creates_the_indexes_of_a_database_never_initialized(
+    mongo_uri: str, tmp_path: Path
+) -> None:
+    from clockwork_core.db import INDEXES
+    from test_common.query_plans import winning_stages
+
+    name = f"cw_test_noinit_{os.getpid()}_{time.monotonic_ns()}"
+    fresh = get_client(mongo_uri)[name]
+    listing = ({"cw.user": "bob@example.org"}, [("slurm.submit_time", -1)])  # "my jobs"
+    try:
+        write_reports(tmp_path / "r", jobs_fixture(5))
+        config = make_config(mongo_uri, name, {C: file_cluster(tmp_path / "r")})
+        fresh.jobs.insert_one({"slurm": {"cluster_name": "other", "job_id": 1}})
+        assert "COLLSCAN" in winning_stages(fresh, "jobs", *listing)
+
+        result = scrape.scrape_cluster(config, fresh, C, now=T0)
+
+        assert result.ok and result.counts.jobs_new == 5, result.error
+        for collection, indexes in INDEXES.items():
+            names = set(fresh[collection].index_information())
+            assert {i.document["name"] for i in indexes} <= names, collection
+        assert "COLLSCAN" not in winning_stages(fresh, "jobs", *listing)
+        again = scrape.scrape_cluster(config, fresh, C, now=T0 + timedelta(minutes=1))
+        assert again.ok and again.counts.jobs_unchanged == 5, again.error
+    finally:
+        get_client(mongo_uri).drop_database(name)
 
 
 def _closed_port() -> int:

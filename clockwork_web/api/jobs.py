@@ -12,11 +12,7 @@ from clockwork_web.auth.access import api_auth_required
 from clockwork_web.db import get_config, get_db
 from clockwork_web.errors import BadRequest
 from clockwork_web.jobs import service
-from clockwork_web.jobs.query import parse_int, parse_job_filters, parse_list, reject_unknown
-
-
-def job_id_of(value: str) -> int:
-    return parse_int(value.strip(), "job_id", minimum=0)
+from clockwork_web.jobs.query import parse_job_filters, parse_job_id, parse_list, reject_unknown
 
 
 @bp.get("/jobs")
@@ -34,7 +30,7 @@ def list_jobs() -> Any:
 def get_job(cluster: str, job_id: str) -> Any:
     """One job, with the caller's props on it."""
     reject_unknown(query_args(), ())
-    return jsonify(service.get_job(get_db(), cluster, job_id_of(job_id), me()))
+    return jsonify(service.get_job(get_db(), cluster, parse_job_id(job_id), me()))
 
 
 @bp.get("/jobs/<cluster>/<job_id>/props")
@@ -42,7 +38,7 @@ def get_job(cluster: str, job_id: str) -> Any:
 def get_props(cluster: str, job_id: str) -> Any:
     """The props the caller attached to the job."""
     reject_unknown(query_args(), ())
-    return jsonify(service.get_props(get_db(), cluster, job_id_of(job_id), me()))
+    return jsonify(service.get_props(get_db(), cluster, parse_job_id(job_id), me()))
 
 
 @bp.patch("/jobs/<cluster>/<job_id>/props")
@@ -54,7 +50,7 @@ def update_props(cluster: str, job_id: str) -> Any:
     props = service.update_props(
         get_db(),
         cluster,
-        job_id_of(job_id),
+        parse_job_id(job_id),
         me(),
         body,
         max_bytes=get_config().web.props_max_bytes,
@@ -79,7 +75,7 @@ def delete_props(cluster: str, job_id: str) -> Any:
     props = service.delete_props(
         get_db(),
         cluster,
-        job_id_of(job_id),
+        parse_job_id(job_id),
         me(),
         keys,
         max_bytes=get_config().web.props_max_bytes,

@@ -23,8 +23,8 @@ from clockwork_web.jobs.query import (
     JOB_PARAMS,
     SORT_FIELDS,
     build_job_query,
-    parse_int,
     parse_job_filters,
+    parse_job_id,
     parse_list,
 )
 from clockwork_web.nodes import service as nodes
@@ -109,7 +109,7 @@ def legacy_jobs_list() -> Any:
 def legacy_jobs_one() -> Any:
     """The original ``jobs/one``: the job, or ``{}`` if there is none to see."""
     args = _args()
-    job_id = parse_int(_one(args, "job_id", required=True) or "", "job_id")
+    job_id = parse_job_id(_one(args, "job_id", required=True) or "")
     clusters = parse_list(args, "cluster_name")
     mapped = {"job_id": [str(job_id)], **({"cluster": list(clusters)} if clusters else {})}
     filters = parse_job_filters(mapped, allowed=JOB_PARAMS)
@@ -119,7 +119,7 @@ def legacy_jobs_one() -> Any:
 
 
 def _job_key(args: dict[str, list[str]]) -> tuple[str, int]:
-    job_id = parse_int(_one(args, "job_id", required=True) or "", "job_id")
+    job_id = parse_job_id(_one(args, "job_id", required=True) or "")
     cluster = _one(args, "cluster_name", required=True) or ""
     return cluster, job_id
 

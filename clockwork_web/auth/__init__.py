@@ -1,9 +1,10 @@
 """Accounts, login (OpenID Connect), API tokens, roles: the app's security spine.
 
 :func:`init_app` (called by ``create_app``) wires what every request goes
-through: the rate limiter, loading ``g.user`` from the session or an API token,
-CSRF protection of session-authenticated unsafe requests, the OIDC client, and
-the security headers of every response. Views use :mod:`.access`.
+through: the failure limiter (counts in the database), Flask-Login, loading
+``g.user`` from the session or an API token, CSRF protection of
+session-authenticated unsafe requests, the OIDC client, and the security
+headers of every response. Views use :mod:`.access`.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def init_app(app: Flask) -> None:
         limit=cfg.login.failure_limit, window_s=cfg.login.failure_window_s
     )
     app.extensions["clockwork_token_cache"] = TokenCache()
+    # the session user; templates get ``current_user`` (None when anonymous) below
+    access.login_manager.init_app(app, add_context_processor=False)
     # we call csrf.protect ourselves, after knowing how the request authenticates
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid as long as the session

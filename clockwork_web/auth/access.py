@@ -4,13 +4,26 @@ A request is authenticated by exactly one of:
 
 - an API token (``Authorization: Bearer cw_...``, or HTTP Basic ``email:token``
   for scripts written for the original Clockwork), only under ``/api/``;
-- the browser session (the email set at login), whose unsafe requests carry a
+- the browser session, managed by Flask-Login, whose unsafe requests carry a
   CSRF token (form field or ``X-CSRFToken`` header).
+
+The session holds ``email:generation`` (Flask-Login's "alternative token"
+pattern): each user record carries a ``session_gen`` counter that logout,
+disabling and role changes increase (:func:`clockwork_web.auth.users.end_sessions`),
+so every cookie issued before such an event stops working, copies included.
 
 The user record is re-read on every request (one indexed ``find_one``), so
 disabling a user stops their sessions and tokens at once. Views declare their
 rule with a decorator: :func:`api_auth_required` (JSON 401/403),
 :func:`login_required` (redirect to the login page), :func:`roles_required`.
+``g.user`` and :func:`current_user` are the app's contract for "who is this";
+``flask_login.current_user`` agrees for sessions, and is not used elsewhere.
+
+Failed authentications are counted per (client address, claimed identity) in
+the database (:mod:`.ratelimit`); a valid credential is never refused by it.
+The client address is ``request.remote_addr``: behind a reverse proxy the app
+factory makes it the real client's with werkzeug's ProxyFix, for the number of
+proxies ``web.trusted_proxy_hops`` trusts.
 """
 
 from __future__ import annotations
@@ -24,8 +37,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+import flask_login
 from flask import current_app, g, has_request_context, redirect, request, session, url_for
 from pymongo.errors import PyMongoError
 
@@ -51,8 +65,18 @@ PUBLIC_ENDPOINTS: set[str] = {
     "auth.healthz",
 }
 
-#: Session key holding the logged-in user's email.
+#: Session key of sessions written before session generations: the email alone.
+#: Still read (as generation 0, see :func:`_legacy_session_user`), never written.
 SESSION_USER = "user_email"
+#: Flask-Login's session key (``email:generation``) and the other keys it writes.
+SESSION_ID = "_user_id"
+SESSION_KEYS = (SESSION_ID, "_fresh", "_id", SESSION_USER)
+
+#: Flask-Login: the session user. Session protection is off: what ends a
+#: session is its generation (see the module docstring), and binding it to the
+#: client address would log out every user whose address changes.
+login_manager = flask_login.LoginManager()
+login_manager.session_protection = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,8 @@ class User:
     settings: dict[str, Any] = field(default_factory=dict)
     #: ids of the live API tokens; None for a record older than that list
     token_ids: frozenset[Any] | None = None
+    #: the user's session generation: a session of another generation is void
+    session_gen: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -90,6 +116,23 @@ class User:
         """The clusters the user has an account on."""
         return frozenset(self.cluster_accounts)
 
+    # Flask-Login's user protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.is_enabled
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        """What the session stores: the email and the session generation."""
+        return session_id_for(self.email, self.session_gen)
+
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> User:
         return cls(
@@ -100,7 +143,23 @@ class User:
             cluster_accounts=dict(doc.get("cluster_accounts") or {}),
             settings=dict(doc.get("settings") or {}),
             token_ids=frozenset(doc["token_ids"]) if "token_ids" in doc else None,
+            session_gen=int(doc.get("session_gen") or 0),
         )
+
+
+def session_id_for(email: str, generation: int) -> str:
+    """Flask-Login's user id of a session: ``email:generation`` (emails hold no ``:``)."""
+    return f"{email}:{generation}"
+
+
+def parse_session_id(value: Any) -> tuple[str, int] | None:
+    """``(email, generation)`` of a session id, None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    email, sep, generation = value.rpartition(":")
+    if not sep or not email or not generation.isdigit() or len(generation) > 18:
+        return None
+    return email, int(generation)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -136,13 +195,16 @@ def is_loopback(address: str | None) -> bool:
 
 
 def remote_addr() -> str:
+    """The client's address: the real one behind trusted proxies (ProxyFix)."""
     return request.remote_addr or "unknown"
 
 
 def find_user(email: str) -> User | None:
-    """The user with this email, or None (one indexed read)."""
+    """The user with this email (in any case), or None (one indexed read)."""
+    from clockwork_web.auth.users import email_key
+
     # no projection: the embedded database deep-copies a document to project it
-    doc = get_db().users.find_one({"email": email})
+    doc = get_db().users.find_one({"email": email_key(email)})
     return User.from_document(doc) if doc else None
 
 
@@ -155,19 +217,24 @@ def _limiter():  # -> FailureLimiter; imported lazily to keep this module light
     return current_app.extensions["clockwork_auth_limiter"]
 
 
-def record_auth_failure(reason: str) -> None:
-    """Count a failed authentication from this address (rate limiting), and log it."""
+def auth_failed(reason: str, identity: str) -> None:
+    """Count a failed authentication of (this address, ``identity``), and log it.
+
+    Raises TooManyRequests once that key failed too often in the window; the
+    caller then answers 429 instead of its own refusal. Only failures come
+    here: a valid credential is never counted nor refused.
+    """
     address = remote_addr()
-    log.warning("authentication failure from %s: %s", address, reason)
-    _limiter().record(address)
-
-
-def check_rate_limit() -> None:
-    """Raise TooManyRequests if this address failed too often recently."""
-    retry_after = _limiter().retry_after(remote_addr())
+    log.warning("authentication failure from %s (%s): %s", address, identity[:100], reason)
+    try:
+        retry_after = _limiter().record(get_db(), address, identity)
+    except PyMongoError:
+        log.exception("cannot count an authentication failure")
+        return
     if retry_after:
         exc = TooManyRequests(
-            f"too many failed authentications from this address; retry in {retry_after} s"
+            f"too many failed authentications from this address for {identity[:100]}; "
+            f"retry in {retry_after} s"
         )
         exc.retry_after = retry_after  # type: ignore[attr-defined]
         raise exc
@@ -191,29 +258,47 @@ def _parse_authorization(header: str) -> tuple[str | None, str] | None:
     return None
 
 
+def claimed_identity(parsed: tuple[str | None, str] | None) -> str:
+    """What a token request claims to be, for rate limiting: its email, else its token prefix."""
+    from clockwork_web.auth import tokens
+
+    if parsed is None:
+        return "malformed"
+    email, token = parsed
+    if email:
+        return "email:" + email
+    if tokens.is_token_shape(token):
+        return "token:" + token[: tokens.PREFIX_LENGTH]
+    return "malformed"
+
+
 def _load_token_user(header: str) -> None:
-    """Authenticate with an API token; sets g.user or g.auth_error."""
-    check_rate_limit()
+    """Authenticate with an API token; sets g.user or g.auth_error.
+
+    The credential is checked first: a valid token always passes, however
+    often others failed from the same address.
+    """
     g.auth_method = "token"
     parsed = _parse_authorization(header)
+    identity = claimed_identity(parsed)
     if parsed is None:
         g.auth_error = "malformed Authorization header: use 'Bearer <token>'"
-        record_auth_failure("malformed Authorization header")
+        auth_failed("malformed Authorization header", identity)
         return
     email, token = parsed
     found = _token_and_user(token)
     if found is None or (email is not None and found[0].user_email != email):
         g.auth_error = "invalid, expired or revoked API token"
-        record_auth_failure("bad API token")
+        auth_failed("bad API token", identity)
         return
     grant, user = found
     if user is None:
         g.auth_error = "invalid, expired or revoked API token"
-        record_auth_failure("token of a deleted user")
+        auth_failed("token of a deleted user", identity)
         return
     if not user.is_enabled:
         g.auth_disabled = True
-        record_auth_failure(f"token of disabled user {user.email}")
+        auth_failed(f"token of disabled user {user.email}", identity)
         return
     g.user = user
     g.token_id = str(grant.token_id)
@@ -262,16 +347,58 @@ def _token_and_user(token: str) -> tuple[TokenGrant, User | None] | None:
 load_token_user = _load_token_user
 
 
-def _load_session_user() -> None:
+@login_manager.user_loader
+def _session_user(session_id: str) -> User | None:
+    """Flask-Login's loader: the user of a session id, if that session is still current.
+
+    None for an unknown user, a disabled one (``g.auth_disabled`` is set, for
+    the 403 message) or another generation (logged out, role changed, ...).
+    """
+    parsed = parse_session_id(session_id)
+    if parsed is None:
+        return None
+    email, generation = parsed
+    user = find_user(email)
+    if user is None:
+        return None
+    if not user.is_enabled:
+        g.auth_disabled = True
+        return None
+    if user.session_gen != generation:
+        return None
+    return user
+
+
+@login_manager.request_loader
+def _legacy_session_user(_request: Any) -> User | None:
+    """A session written before generations (the email alone) counts as generation 0.
+
+    So it lasts until the user's first logout, role change or disabling.
+    """
+    if SESSION_ID in session:
+        return None
     email = session.get(SESSION_USER)
-    if not email:
+    if not isinstance(email, str) or not email:
+        return None
+    return _session_user(session_id_for(email, 0))
+
+
+def end_session() -> None:
+    """Forget the session's user (Flask-Login's logout, and the older key)."""
+    if SESSION_ID in session:
+        flask_login.logout_user()
+    for key in SESSION_KEYS:
+        session.pop(key, None)
+
+
+def _load_session_user() -> None:
+    if not session.get(SESSION_ID) and not session.get(SESSION_USER):
         return
     g.auth_method = "session"
-    user = find_user(email)
-    if user is None or not user.is_enabled:
-        # the account was removed or disabled: end the session now
-        session.pop(SESSION_USER, None)
-        g.auth_disabled = user is not None
+    user = flask_login.current_user._get_current_object()
+    if not isinstance(user, User):
+        # removed, disabled, or a session of an older generation: end it now
+        end_session()
         return
     g.user = user
 
@@ -305,11 +432,26 @@ def login_url(next_path: str | None = None) -> str:
     return target
 
 
+MAX_NEXT_LENGTH = 2000
+
+
 def safe_next(value: str | None) -> str:
-    """A local redirect target: a path on this site, never another host."""
-    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+    """A local redirect target: a path on this site, never another host.
+
+    A browser's URL parser drops tabs and newlines anywhere and trims controls
+    and spaces at the ends (``/<TAB>/evil.com`` is read as ``//evil.com``),
+    and reads a backslash as ``/``. A value holding any of those is refused
+    outright, so what is checked is exactly what the browser reads: an
+    absolute path, no scheme, no host, not ``//``. Anything else gives ``/``.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_NEXT_LENGTH:
         return "/"
-    if any(c in value for c in "\r\n\\"):
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value) or value != value.strip():
+        return "/"
+    if "\\" in value or not value.startswith("/") or value.startswith("//"):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
         return "/"
     return value
 

@@ -31,12 +31,16 @@ STATE_MEMORY = timedelta(hours=2)
 
 
 class LoginError(Exception):
-    """A login that must be refused; ``message`` is safe to show the user."""
+    """A login that must be refused; ``message`` is safe to show the user.
 
-    def __init__(self, message: str, status: int = 403) -> None:
+    ``email`` is the address the login claimed, once known (rate limiting, audit).
+    """
+
+    def __init__(self, message: str, status: int = 403, email: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.email = email
 
 
 def init_app(app: Flask) -> None:
@@ -79,13 +83,14 @@ def check_claims(claims: dict[str, Any], allowed_domains: list[str]) -> tuple[st
     except users.UserInputError:
         raise LoginError("the identity provider gave no usable email address") from None
     if "email_verified" in claims and claims["email_verified"] not in (True, "true", "True"):
-        raise LoginError(f"the provider has not verified the address {email}")
+        raise LoginError(f"the provider has not verified the address {email}", email=email)
     if allowed_domains:
         domain = users.email_domain(email)
         if domain not in {d.strip().lower().lstrip("@") for d in allowed_domains}:
             raise LoginError(
                 f"addresses of {domain} may not sign in here; "
-                f"use an address of {', '.join(allowed_domains)}"
+                f"use an address of {', '.join(allowed_domains)}",
+                email=email,
             )
     name = claims.get("name") or email.split("@")[0]
     if not isinstance(name, str):
@@ -129,15 +134,19 @@ def finish_login(db: Database[Any], allowed_domains: list[str]) -> tuple[str, st
 
 def provision(db: Database[Any], email: str, name: str, policy: str) -> dict[str, Any]:
     """The user record for a verified email under the provisioning ``policy``."""
+    email = users.email_key(email)
     doc = db.users.find_one({"email": email})
     if doc is None:
         if policy != "on_first_login":
             raise LoginError(
-                f"{email} has no Clockwork account; ask the Clockwork administrators to add you"
+                f"{email} has no Clockwork account; ask the Clockwork administrators to add you",
+                email=email,
             )
         users.upsert_user(db, users.UserRow(email=email, display_name=name))
         doc = db.users.find_one({"email": email})
         log.info("created user %s at first login", email)
     if doc is None or doc.get("status") != "enabled":
-        raise LoginError(f"the account {email} is disabled; ask the Clockwork administrators")
+        raise LoginError(
+            f"the account {email} is disabled; ask the Clockwork administrators", email=email
+        )
     return doc

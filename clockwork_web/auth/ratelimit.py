@@ -1,69 +1,117 @@
-"""Slow down repeated authentication failures from one address.
+"""Slow down repeated authentication failures of one (client address, claimed identity).
 
-In-process, per worker: after ``limit`` failures within ``window_s`` seconds an
-address is answered 429 (with Retry-After) until its oldest failure leaves the
-window. Gunicorn runs a few workers, so an address gets at most
-``workers x limit`` tries per window; that is enough to make guessing a
-256-bit token or replaying logins pointless, and costs no database write.
+Counted in the database, so that every worker and host of a deployment shares
+one count: the ``auth_failures`` collection holds one document per key and
+fixed window of ``window_s`` seconds, ``{_id, count, address, identity,
+expires_at}``. A failure is one atomic upsert by ``_id``; a TTL index on
+``expires_at`` (and a sweep when a window opens, for servers without TTL
+monitors) removes what has expired.
+
+Only failures touch the collection. A request whose credential is valid is
+never counted, never read against the limit and never refused because of it:
+throttling turns the answers to *failing* attempts of a key into 429 (with
+Retry-After) once it failed ``limit`` times in the window. Clockwork holds no
+passwords: its API tokens carry 256 random bits and logins are checked by the
+identity provider, so the limiter is there to slow noisy or hostile clients and
+to make them visible, not to protect a guessable secret.
+
+The key is the client address together with what the request claims to be
+(an email, a token's public prefix), so that a failing script never locks out
+the other people behind the same address. Behind a reverse proxy the address
+is the real client's only when ``web.trusted_proxy_hops`` says how many
+proxies to trust (see ``docs/operators/reverse-proxy.md``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import IndexModel, ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from clockwork_core import db as db_indexes
+
+COLLECTION = "auth_failures"
+#: The indexes of :data:`COLLECTION` (created by ``init-db`` and on first use).
+INDEXES: list[IndexModel] = db_indexes.INDEXES[COLLECTION]
+MAX_FIELD = 200
+
+
+def failure_key(address: str, identity: str, window: int) -> str:
+    """The ``_id`` of one key's window: a digest, so any claimed text fits."""
+    raw = f"{address}\x00{identity}\x00{window}".encode("utf-8", "replace")
+    return hashlib.sha256(raw).hexdigest()
 
 
 class FailureLimiter:
-    """Sliding-window failure counter keyed by address."""
+    """Fixed-window failure counter keyed by (address, identity), stored in MongoDB."""
 
     def __init__(
         self,
         limit: int = 10,
         window_s: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.limit = limit
         self.window_s = window_s
         self._clock = clock
-        self._max_keys = max_keys
-        self._failures: dict[str, deque[float]] = {}
+        self._indexed: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
-    def _prune(self, key: str, now: float) -> deque[float] | None:
-        times = self._failures.get(key)
-        if times is None:
-            return None
-        while times and times[0] <= now - self.window_s:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return None
-        return times
-
-    def record(self, key: str) -> None:
-        """Count one failure for ``key``."""
-        now = self._clock()
+    def _ensure_indexes(self, db: Database[Any]) -> None:
+        """Create the TTL index once per process and database (idempotent)."""
+        key = (str(db.client.address), db.name)
+        if key in self._indexed:
+            return
+        db[COLLECTION].create_indexes(INDEXES)
         with self._lock:
-            times = self._prune(key, now)
-            if times is None:
-                if len(self._failures) >= self._max_keys:
-                    self._sweep(now)
-                times = self._failures.setdefault(key, deque(maxlen=self.limit))
-            times.append(now)
+            self._indexed.add(key)
 
-    def retry_after(self, key: str) -> int:
-        """Seconds ``key`` must wait (0 when it may try now)."""
+    def record(self, db: Database[Any], address: str, identity: str) -> int:
+        """Count one failure of ``(address, identity)``.
+
+        Returns the seconds the key must wait (0 while it is within the limit):
+        the caller answers 429 with that Retry-After instead of its usual error.
+        """
+        self._ensure_indexes(db)
         now = self._clock()
-        with self._lock:
-            times = self._prune(key, now)
-            if times is None or len(times) < self.limit:
-                return 0
-            return max(1, math.ceil(times[0] + self.window_s - now))
+        window = int(now // self.window_s)
+        window_end = (window + 1) * self.window_s
+        key = failure_key(address, identity, window)
+        update = {
+            "$inc": {"count": 1},
+            "$setOnInsert": {
+                "address": address[:MAX_FIELD],
+                "identity": identity[:MAX_FIELD],
+                "expires_at": datetime.fromtimestamp(window_end, UTC),
+            },
+        }
+        collection = db[COLLECTION]
+        try:
+            doc = collection.find_one_and_update(
+                {"_id": key}, update, upsert=True, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError:  # two first failures raced to insert: count again
+            doc = collection.find_one_and_update(
+                {"_id": key}, update, return_document=ReturnDocument.AFTER
+            )
+        count = int(doc["count"]) if doc else 1
+        if count == 1:
+            # a window opened: sweep the expired ones (TTL monitors may be slow or absent)
+            collection.delete_many({"expires_at": {"$lte": datetime.fromtimestamp(now, UTC)}})
+        if count <= self.limit:
+            return 0
+        return max(1, math.ceil(window_end - now))
 
-    def _sweep(self, now: float) -> None:
-        for key in list(self._failures):
-            self._prune(key, now)
+    def failures(self, db: Database[Any], address: str, identity: str) -> int:
+        """Failures of ``(address, identity)`` in the current window (for tests and tools)."""
+        window = int(self._clock() // self.window_s)
+        doc = db[COLLECTION].find_one({"_id": failure_key(address, identity, window)})
+        return int(doc["count"]) if doc else 0

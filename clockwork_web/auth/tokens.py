@@ -28,7 +28,12 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.database import Database
 
+from clockwork_web.auth.users import email_key
+
 TOKEN_PREFIX = "cw_"  # noqa: S105 - a public prefix, not a secret
+#: Characters of a token kept in clear (``prefix``): shown to its owner, and
+#: what a failing request is throttled by.
+PREFIX_LENGTH = 8
 #: A token's ``last_used`` is written at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 MAX_NAME_LENGTH = 100
@@ -79,6 +84,7 @@ def create_token(
 ) -> tuple[str, dict[str, Any]]:
     """Create a token for ``email``; returns the clear token (show it once) and its record."""
     name, expires_days = validate_token_request(name, expires_days)
+    email = email_key(email)
     if db.api_tokens.count_documents({"user_email": email}, limit=MAX_TOKENS_PER_USER) >= (
         MAX_TOKENS_PER_USER
     ):
@@ -87,7 +93,7 @@ def create_token(
     now = datetime.now(UTC)
     doc: dict[str, Any] = {
         "token_hash": hash_token(token),
-        "prefix": token[:8],
+        "prefix": token[:PREFIX_LENGTH],
         "user_email": email,
         "name": name,
         "created_at": now,
@@ -128,12 +134,14 @@ def is_token_shape(token: Any) -> bool:
 
 def list_tokens(db: Database[Any], email: str) -> list[dict[str, Any]]:
     """The tokens of ``email``, newest first, as :func:`public_view` dicts."""
+    email = email_key(email)
     cursor = db.api_tokens.find({"user_email": email}).sort("created_at", -1)
     return [public_view(doc) for doc in cursor.limit(MAX_TOKENS_PER_USER * 2)]
 
 
 def revoke_token(db: Database[Any], email: str, token_id: str) -> bool:
     """Delete ``email``'s token ``token_id``; False if no such token of theirs."""
+    email = email_key(email)
     try:
         oid = ObjectId(token_id)
     except (InvalidId, TypeError):

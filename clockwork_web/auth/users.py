@@ -13,6 +13,11 @@ Import format, one user per CSV row or JSON object::
 
 An empty (or absent) field leaves that field of an existing user unchanged;
 a new user gets ``roles=["user"]``, ``status="enabled"``.
+
+Every lookup goes through :func:`email_key` (trimmed, lower-case), so an email
+typed in another case finds the same account. Changing a user's roles or
+status, and logging out (:func:`end_sessions`), increases their
+``session_gen``: every browser session issued before stops working.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,6 +82,14 @@ def normalize_email(value: Any) -> str:
     """Lower-case, trimmed, checked email."""
     if not isinstance(value, str) or not _EMAIL.match(value.strip()):
         raise UserInputError(f"invalid email {value!r}")
+    return value.strip().lower()
+
+
+def email_key(value: str) -> str:
+    """The form an email is stored and looked up in (trimmed, lower-case), unchecked.
+
+    For lookups: a malformed value simply finds nobody.
+    """
     return value.strip().lower()
 
 
@@ -209,12 +222,14 @@ def parse_json(text: str) -> list[UserRow]:
 
 
 def get_user(db: Database[Any], email: str) -> dict[str, Any] | None:
-    return db.users.find_one({"email": email.strip().lower()})
+    """The record of ``email`` (in any case), or None."""
+    return db.users.find_one({"email": email_key(email)})
 
 
 def list_users(db: Database[Any], limit: int = 0) -> list[dict[str, Any]]:
     """Every user, by email."""
-    return list(db.users.find({}, {"_id": 0, "token_ids": 0}).sort("email", 1).limit(limit))
+    hidden = {"_id": 0, "token_ids": 0, "session_gen": 0}
+    return list(db.users.find({}, hidden).sort("email", 1).limit(limit))
 
 
 def _check_accounts_free(db: Database[Any], email: str, accounts: Mapping[str, str]) -> None:
@@ -253,8 +268,10 @@ def remap_jobs(
 def upsert_user(db: Database[Any], row: UserRow) -> str:
     """Create or update one user; returns ``"created"``, ``"updated"`` or ``"unchanged"``.
 
-    Idempotent: the same row twice changes nothing the second time.
+    Idempotent: the same row twice changes nothing the second time. A change
+    of roles or status ends the user's sessions (``session_gen``).
     """
+    row = replace(row, email=normalize_email(row.email))
     existing = db.users.find_one({"email": row.email})
     if row.cluster_accounts is not None:
         _check_accounts_free(db, row.email, row.cluster_accounts)
@@ -291,7 +308,10 @@ def upsert_user(db: Database[Any], row: UserRow) -> str:
         changes["account_keys"] = account_keys(row.cluster_accounts)
     if not changes:
         return "unchanged"
-    db.users.update_one({"email": row.email}, {"$set": changes})
+    update: dict[str, Any] = {"$set": changes}
+    if "status" in changes or "roles" in changes:
+        update["$inc"] = {"session_gen": 1}
+    db.users.update_one({"email": row.email}, update)
     if "cluster_accounts" in changes:
         remap_jobs(db, row.email, old_accounts, row.cluster_accounts or {})
     return "updated"
@@ -351,21 +371,34 @@ def _release_moved_accounts(db: Database[Any], row: UserRow, claimed: Mapping[st
         remap_jobs(db, row.email, old, kept)
 
 
+def _set_account_field(db: Database[Any], email: str, field: str, value: Any) -> bool:
+    """Set ``field``; a real change ends the user's sessions. False if no such user."""
+    email = normalize_email(email)
+    existing = db.users.find_one({"email": email})
+    if existing is None:
+        return False
+    if existing.get(field) != value:
+        db.users.update_one({"email": email}, {"$set": {field: value}, "$inc": {"session_gen": 1}})
+    return True
+
+
 def set_roles(db: Database[Any], email: str, roles: Iterable[str]) -> bool:
-    """Replace a user's roles; False if there is no such user."""
-    parsed = parse_roles(list(roles))
-    result = db.users.update_one(
-        {"email": normalize_email(email)}, {"$set": {"roles": list(parsed)}}
-    )
-    return result.matched_count == 1
+    """Replace a user's roles (their sessions end: they sign in again); False if unknown."""
+    return _set_account_field(db, email, "roles", list(parse_roles(list(roles))))
 
 
 def set_status(db: Database[Any], email: str, status: str) -> bool:
-    """Enable or disable a user (takes effect on their next request); False if unknown."""
-    result = db.users.update_one(
-        {"email": normalize_email(email)}, {"$set": {"status": parse_status(status)}}
-    )
-    return result.matched_count == 1
+    """Enable or disable a user (takes effect on their next request); False if unknown.
+
+    Either change ends their sessions: enabling an account again does not
+    bring back a cookie issued before it was disabled.
+    """
+    return _set_account_field(db, email, "status", parse_status(status))
+
+
+def end_sessions(db: Database[Any], email: str) -> None:
+    """Void every browser session of ``email`` (logout): their cookies stop working."""
+    db.users.update_one({"email": email_key(email)}, {"$inc": {"session_gen": 1}})
 
 
 def set_cluster_accounts(db: Database[Any], email: str, accounts: Mapping[str, str]) -> int:
@@ -385,4 +418,4 @@ def set_cluster_accounts(db: Database[Any], email: str, accounts: Mapping[str, s
 
 
 def record_login(db: Database[Any], email: str) -> None:
-    db.users.update_one({"email": email}, {"$set": {"last_login": datetime.now(UTC)}})
+    db.users.update_one({"email": email_key(email)}, {"$set": {"last_login": datetime.now(UTC)}})

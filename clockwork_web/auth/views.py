@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import flask_login
 from flask import (
     Blueprint,
     Response,
@@ -22,11 +23,11 @@ from pymongo.errors import PyMongoError
 
 from clockwork_web.auth import oidc, users
 from clockwork_web.auth.access import (
-    SESSION_USER,
+    User,
     audit,
-    check_rate_limit,
+    auth_failed,
+    end_session,
     is_loopback,
-    record_auth_failure,
     safe_next,
 )
 from clockwork_web.db import get_config, get_db
@@ -40,12 +41,19 @@ _PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
 
 
 def _dev_login_allowed() -> bool:
-    """Enabled in the config AND a direct request from loopback (not via a proxy)."""
+    """Enabled in the config AND a direct request from loopback (not via a proxy).
+
+    A proxied request is refused even when the proxy itself is on loopback:
+    any forwarding header, and the peer address before ProxyFix rewrote it,
+    must both say "direct from this machine".
+    """
     if not get_config().web.dev_login:
         return False
     if any(h in request.headers for h in _PROXY_HEADERS):
         return False
-    return is_loopback(request.remote_addr)
+    original = request.environ.get("werkzeug.proxy_fix.orig", {})
+    peer = original.get("REMOTE_ADDR", request.environ.get("REMOTE_ADDR"))
+    return is_loopback(peer) and is_loopback(request.remote_addr)
 
 
 def _refuse(message: str, status: int) -> tuple[str, int]:
@@ -53,10 +61,14 @@ def _refuse(message: str, status: int) -> tuple[str, int]:
 
 
 def _start_session(doc: dict[str, Any], method: str) -> Response:
-    """Log ``doc``'s user in (fresh session against fixation) and go where they wanted."""
+    """Log ``doc``'s user in (fresh session against fixation) and go where they wanted.
+
+    Flask-Login stores ``email:generation``: the session lasts until the user's
+    generation changes (logout, role change, disabling) or the cookie expires.
+    """
     next_path = safe_next(session.get(_NEXT))
     session.clear()
-    session[SESSION_USER] = doc["email"]
+    flask_login.login_user(User.from_document(doc))
     session.permanent = True
     users.record_login(get_db(), doc["email"])
     audit("login", doc["email"], "ok", method=method, user_email=doc["email"])
@@ -90,24 +102,32 @@ def login_oidc() -> Any:
 
 @bp.get("/auth/callback")
 def callback() -> Any:
-    check_rate_limit()
+    """The provider's answer: a verified login starts a session, whatever failed before."""
     cfg = get_config()
     db = get_db()
     try:
         email, name = oidc.finish_login(db, cfg.login.allowed_email_domains)
         doc = oidc.provision(db, email, name, cfg.web.provisioning)
     except oidc.LoginError as exc:
-        record_auth_failure(f"OIDC login refused: {exc.message}")
-        audit("login", request.args.get("state", "")[:16], "refused", reason=exc.message)
+        audit(
+            "login", exc.email or request.args.get("state", "")[:16], "refused", reason=exc.message
+        )
+        auth_failed(f"OIDC login refused: {exc.message}", "oidc:" + (exc.email or "?"))
         return _refuse(exc.message, exc.status)
     return _start_session(doc, "oidc")
 
 
 @bp.post("/logout")
 def logout() -> Any:
+    """End this session and every other of the user (copies of the cookie included)."""
     user = g.get("user")
     if user is not None:
+        try:
+            users.end_sessions(get_db(), user.email)
+        except PyMongoError:
+            log.exception("cannot end the sessions of %s", user.email)
         audit("logout", user.email, "ok")
+    end_session()
     session.clear()
     return redirect(url_for("auth.login"))
 
@@ -118,7 +138,6 @@ def login_dev() -> Any:
         abort(404)
     if request.method == "GET":
         return render_template("auth/dev_login.html", next_path=safe_next(request.args.get("next")))
-    check_rate_limit()
     log.warning(
         "DEVELOPMENT LOGIN used from %s for %r: never enable web.dev_login in production",
         request.remote_addr,
@@ -130,7 +149,7 @@ def login_dev() -> Any:
     except users.UserInputError as exc:
         return _refuse(str(exc), 400)
     except oidc.LoginError as exc:
-        record_auth_failure(f"dev login refused: {exc.message}")
+        auth_failed(f"dev login refused: {exc.message}", "dev:" + email)
         return _refuse(exc.message, exc.status)
     session[_NEXT] = safe_next(request.form.get("next"))
     return _start_session(doc, "dev")

@@ -68,6 +68,8 @@ JOB_PARAMS: frozenset[str] = frozenset(
 )
 
 MAX_PER_PAGE = 1000
+#: The deepest page any listing serves: deeper ones are refused, not skipped to.
+MAX_PAGE = 1_000_000
 MAX_LIST_ITEMS = 200
 MAX_VALUE_LENGTH = 256
 #: No job id, epoch or page number beyond this (BSON int64 and then some).
@@ -153,13 +155,44 @@ def parse_list(args: Mapping[str, list[str]], param: str) -> tuple[str, ...]:
 
 
 def parse_int(value: str, param: str, *, minimum: int = 0, maximum: int = MAX_INT) -> int:
-    """A decimal integer within bounds, else BadRequest naming ``param``."""
-    if not re.fullmatch(r"[+-]?\d{1,18}", value):
+    """A decimal integer within bounds, else BadRequest naming ``param``.
+
+    The digits are counted before ``int()`` runs, so a number of any length
+    answers "out of range" rather than reaching BSON (int64) or ``skip()``.
+    """
+    if not re.fullmatch(r"[+-]?[0-9]+", value):
         raise BadRequest(f"{value[:40]!r} is not an integer", param=param)
-    number = int(value)
-    if number < minimum or number > maximum:
+    number = int(value) if len(value) <= 19 else None
+    if number is None or number < minimum or number > maximum:
         raise BadRequest(f"must be between {minimum} and {maximum}", param=param)
     return number
+
+
+def parse_job_id(value: str, param: str = "job_id") -> int:
+    """A Slurm job id, as every route (API, pages, slurm-proxy) reads it from a URL.
+
+    One rule so that an id no job can have (past ``MAX_INT``, not a number)
+    answers the same 400 everywhere, instead of overflowing BSON's int64.
+    """
+    return parse_int(value.strip(), param, minimum=0)
+
+
+def parse_page(value: str | None, param: str = "page") -> int:
+    """A page number (1 when absent or empty), at most ``MAX_PAGE``.
+
+    Shared by every paginated listing, API and pages: an unbounded page number
+    overflows the database's ``skip`` (int64) and answered 500.
+    """
+    value = (value or "").strip()
+    return parse_int(value, param, minimum=1, maximum=MAX_PAGE) if value else 1
+
+
+def parse_per_page(
+    value: str | None, *, default: int, maximum: int = MAX_PER_PAGE, param: str = "per_page"
+) -> int:
+    """A page size (``default`` when absent or empty) between 1 and ``maximum``."""
+    value = (value or "").strip()
+    return parse_int(value, param, minimum=1, maximum=maximum) if value else default
 
 
 def parse_datetime(value: str, param: str) -> datetime:
@@ -176,8 +209,14 @@ def parse_datetime(value: str, param: str) -> datetime:
             f"{value[:40]!r} is not an ISO 8601 date/time or epoch seconds", param=param
         ) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+01:00 is in year 0 once in UTC, 9999-12-31T23:59-10:00 in 10000
+        raise BadRequest(
+            f"{value[:40]!r} is out of range once converted to UTC", param=param
+        ) from None
 
 
 def reject_unknown(args: Mapping[str, list[str]], allowed: Iterable[str]) -> None:
@@ -213,7 +252,7 @@ def parse_job_filters(
         states = tuple(expand_states(list(states_raw)))
     except ValueError as exc:
         raise BadRequest(str(exc), param="state") from None
-    job_ids = tuple(parse_int(v, "job_id", minimum=0) for v in parse_list(args, "job_id"))
+    job_ids = tuple(parse_job_id(v) for v in parse_list(args, "job_id"))
     array_raw = _scalar(args, "array_job_id")
     array_job_id = parse_int(array_raw, "array_job_id") if array_raw else None
     after_raw = _scalar(args, "submitted_after")
@@ -234,14 +273,8 @@ def parse_job_filters(
         order = 1 if order_raw == "asc" else -1
     else:
         order = 1 if sort in ASCENDING_BY_DEFAULT else -1
-    page_raw = _scalar(args, "page")
-    page = parse_int(page_raw, "page", minimum=1, maximum=1_000_000) if page_raw else 1
-    per_page_raw = _scalar(args, "per_page")
-    per_page = (
-        parse_int(per_page_raw, "per_page", minimum=1, maximum=MAX_PER_PAGE)
-        if per_page_raw
-        else per_page_default
-    )
+    page = parse_page(_scalar(args, "page"))
+    per_page = parse_per_page(_scalar(args, "per_page"), default=per_page_default)
     prop_name = _scalar(args, "prop_name")
     prop_value = _scalar(args, "prop_value")
     if prop_value is not None and prop_name is None:

@@ -70,11 +70,16 @@ def admin_users() -> str:
     )
 
 
+def _email(raw: str) -> str:
+    """The email of the URL as stored (trimmed, lower-case): one account, whatever the case."""
+    return users_service.email_key(raw)
+
+
 @bp.get("/admin/users/<email>")
 @login_required
 @roles_required("staff", "admin")
 def admin_user(email: str) -> tuple[str, int]:
-    return _render_user(email)
+    return _render_user(_email(email))
 
 
 def _render_user(email: str, status: int = 200, error: str | None = None) -> tuple[str, int]:
@@ -108,12 +113,29 @@ def _change(email: str, action: str, apply: Any, **details: Any) -> Any:
     return redirect(url_for("pages.admin_user", email=email))
 
 
+def _parsed_roles(roles: list[str]) -> tuple[str, ...]:
+    """The roles as they would be stored; none when invalid (the change is refused anyway)."""
+    try:
+        return users_service.parse_roles(roles)
+    except users_service.UserInputError:
+        return ()
+
+
+def _parsed_status(status: str) -> str | None:
+    """The status as it would be stored; None when invalid (the change is refused anyway)."""
+    try:
+        return users_service.parse_status(status)
+    except users_service.UserInputError:
+        return None
+
+
 @bp.post("/admin/users/<email>/status")
 @login_required
 @roles_required("admin")
 def admin_user_status(email: str) -> Response:
+    email = _email(email)
     status = request.form.get("status", "")
-    if email == current_user().email and status == "disabled":
+    if email == current_user().email and _parsed_status(status) == "disabled":
         return _render_user(email, 400, _("You cannot disable your own account."))
     return _change(
         email,
@@ -127,8 +149,9 @@ def admin_user_status(email: str) -> Response:
 @login_required
 @roles_required("admin")
 def admin_user_roles(email: str) -> Response:
+    email = _email(email)
     roles = request.form.getlist("roles")
-    if email == current_user().email and "admin" not in roles:
+    if email == current_user().email and "admin" not in _parsed_roles(roles):
         return _render_user(email, 400, _("You cannot remove your own admin role."))
     return _change(
         email,
@@ -142,6 +165,7 @@ def admin_user_roles(email: str) -> Response:
 @login_required
 @roles_required("admin")
 def admin_user_accounts(email: str) -> Response:
+    email = _email(email)
     text = request.form.get("cluster_accounts", "")[:4000]
 
     def apply() -> int:

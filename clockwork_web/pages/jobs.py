@@ -35,7 +35,13 @@ from clockwork_web.db import get_config, get_db
 from clockwork_web.errors import BadRequest, ClockworkError
 from clockwork_web.i18n import date_format
 from clockwork_web.jobs import service
-from clockwork_web.jobs.query import JobFilters, build_job_query, parse_job_filters
+from clockwork_web.jobs.query import (
+    JOB_PARAMS,
+    JobFilters,
+    build_job_query,
+    parse_job_filters,
+    parse_job_id,
+)
 from clockwork_web.jsonenc import iso_utc
 from clockwork_web.pages import bp
 from clockwork_web.pages.job_table import TableContext, row_cells
@@ -44,6 +50,11 @@ from clockwork_web.pages.prefs import JOB_COLUMNS
 
 #: Parameters of the page that the REST listing does not know.
 PAGE_ONLY_PARAMS = ("columns", "fold")
+#: What the export links carry over from the search: its filters, never a
+#: page or a name ``url_for`` takes for itself (``_external``, ``_scheme``,
+#: ``_anchor``, ``_method``, ``endpoint``, ``fmt``), which a crafted query
+#: string would otherwise pass to it (a TypeError, or a link of its choosing).
+EXPORT_PARAMS = JOB_PARAMS - {"page", "per_page"}
 #: Rows an export streams at most.
 EXPORT_MAX = 100_000
 #: Array tasks read to count an array's states, at most.
@@ -183,7 +194,7 @@ def jobs() -> tuple[str, int]:
             array_counts = array_state_counts(get_db(), keys, user)
         else:
             rows = [{"doc": d, "tasks": None} for d in page.items]
-    export_args = {k: v for k, v in args.items() if k not in ("page", "per_page", "columns")}
+    export_args = {k: v for k, v in args.items() if k in EXPORT_PARAMS}
     table = TableContext(
         jobs_path=url_for("pages.jobs") + "/",
         now=datetime.now(UTC),
@@ -362,10 +373,11 @@ def _job_context(cluster: str, job_id: int) -> dict[str, Any]:
     }
 
 
-@bp.get("/jobs/<cluster>/<int:job_id>")
+@bp.get("/jobs/<cluster>/<job_id>")
 @login_required
-def job(cluster: str, job_id: int) -> str:
-    return render_template("pages/job.html", **_job_context(cluster, job_id))
+def job(cluster: str, job_id: str) -> str:
+    """One job; the id is read as the API reads it (a 400 for one no job can have)."""
+    return render_template("pages/job.html", **_job_context(cluster, parse_job_id(job_id)))
 
 
 def _props_from_form(form: Mapping[str, list[str]]) -> tuple[dict[str, str], list[str]]:
@@ -390,24 +402,25 @@ def _props_from_form(form: Mapping[str, list[str]]) -> tuple[dict[str, str], lis
     return updates, removals
 
 
-@bp.post("/jobs/<cluster>/<int:job_id>/props")
+@bp.post("/jobs/<cluster>/<job_id>/props")
 @login_required
-def job_props(cluster: str, job_id: int) -> Any:
+def job_props(cluster: str, job_id: str) -> Any:
+    number = parse_job_id(job_id)
     user = current_user()
     db = get_db()
     updates, removals = _props_from_form(request.form.to_dict(flat=False))
     limit = get_config().web.props_max_bytes
     try:
         if removals:
-            service.delete_props(db, cluster, job_id, user, removals, max_bytes=limit)
+            service.delete_props(db, cluster, number, user, removals, max_bytes=limit)
         if updates:
-            service.update_props(db, cluster, job_id, user, updates, max_bytes=limit)
+            service.update_props(db, cluster, number, user, updates, max_bytes=limit)
     except BadRequest as exc:
-        context = _job_context(cluster, job_id)
+        context = _job_context(cluster, number)
         context["props_error"] = exc.message
         return render_template("pages/job.html", **context), 400
     except ClockworkError:
         raise
-    audit("job.props", f"{cluster}/{job_id}", "ok", updated=sorted(updates), removed=removals)
+    audit("job.props", f"{cluster}/{number}", "ok", updated=sorted(updates), removed=removals)
     flash(_("Props saved."), "success")
-    return redirect(url_for("pages.job", cluster=cluster, job_id=job_id) + "#props")
+    return redirect(url_for("pages.job", cluster=cluster, job_id=number) + "#props")

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 from clockwork_web.auth.access import api_auth_required, current_user, remote_addr
 from clockwork_web.db import get_config, get_db
 from clockwork_web.errors import BadRequest
+from clockwork_web.jobs.query import parse_int, parse_page, parse_per_page
 from clockwork_web.submissions import files, service
 
 api_bp = Blueprint("submissions_api", __name__)
@@ -26,16 +27,6 @@ def json_body() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object (Content-Type: application/json)")
     return data
-
-
-def int_arg(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest("must be an integer", param=name) from None
 
 
 def duplicate_response(exc: service.DuplicateSubmission) -> Response:
@@ -77,8 +68,12 @@ def list_submissions() -> Response:
         current_user(),
         states=states,
         cluster=request.args.get("cluster") or None,
-        page=int_arg("page", 1),
-        per_page=int_arg("per_page", config.web.per_page_default),
+        page=parse_page(request.args.get("page")),
+        per_page=parse_per_page(
+            request.args.get("per_page"),
+            default=config.web.per_page_default,
+            maximum=service.MAX_PER_PAGE,
+        ),
     )
     result["items"] = [service.public_view(d) for d in result["items"]]
     return jsonify(result)
@@ -123,11 +118,8 @@ def list_files(uuid: str) -> Response:
 
 def file_response(doc: dict[str, Any], path: str) -> Response:
     """Stream one file of ``doc`` with Range support (shared with the pages' tail)."""
-    tail = request.args.get("tail")
-    try:
-        tail_bytes = int(tail) if tail else None
-    except ValueError:
-        raise BadRequest("must be a number of bytes", param="tail") from None
+    tail = (request.args.get("tail") or "").strip()
+    tail_bytes = parse_int(tail, "tail", minimum=1) if tail else None
     try:
         part = files.read_file(
             doc, path, get_config(), range_header=request.headers.get("Range"), tail=tail_bytes

@@ -27,6 +27,7 @@ from clockwork_web.auth.access import (
 )
 from clockwork_web.db import get_config, get_db
 from clockwork_web.errors import BadRequest
+from clockwork_web.jobs.query import parse_job_id
 from clockwork_web.submissions import service
 from clockwork_web.submissions.api import duplicate_response, json_body
 
@@ -132,16 +133,18 @@ def monitor() -> Response:
     return response
 
 
-@bp.get("/monitor/slurm_job_id/<int:job_id>")
+@bp.get("/monitor/slurm_job_id/<job_id>")
 @proxy_auth_required
-def monitor_job(job_id: int) -> Response:
+def monitor_job(job_id: str) -> Response:
+    """The submission of a Slurm job id (parsed as every route parses one: 400 past int64)."""
+    number = parse_job_id(job_id)
     db, config = get_db(), get_config()
     cluster = request.args.get("cluster")
     if cluster is None and len(config.clusters) == 1:
         cluster = next(iter(config.clusters))
     if not cluster or cluster not in config.clusters:
         raise BadRequest("name the cluster (?cluster=...)", param="cluster")
-    doc = service.find_by_job(db, current_user(), cluster, job_id)
+    doc = service.find_by_job(db, current_user(), cluster, number)
     return jsonify(proxy_view(service.sync_submission(db, config, doc)))
 
 

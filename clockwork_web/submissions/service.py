@@ -260,6 +260,11 @@ def public_view(doc: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _key(doc: dict[str, Any]) -> dict[str, Any]:
+    """The filter of one submission: uuids are unique per user, not across users."""
+    return {"user_email": doc["user_email"], "uuid": doc["uuid"]}
+
+
 def _cluster_account(user: Any, cluster: str, claimed: str | None) -> str:
     username = (user.cluster_accounts or {}).get(cluster)
     if not username:
@@ -284,7 +289,7 @@ def _set_state(
     if state != doc.get("state"):
         update["$push"] = {"history": {"time": now, "state": state, "note": note}}
     new = db.submissions.find_one_and_update(
-        {"uuid": doc["uuid"], "state": expect if expect is not None else doc["state"]},
+        {**_key(doc), "state": expect if expect is not None else doc["state"]},
         update,
         return_document=ReturnDocument.AFTER,
     )
@@ -356,8 +361,7 @@ def submit(
     try:
         db.submissions.insert_one(doc)
     except DuplicateKeyError:
-        existing = db.submissions.find_one({"uuid": task.uuid}, {"_id": 0})
-        mine = existing if existing and existing.get("user_email") == user.email else None
+        mine = db.submissions.find_one({"user_email": user.email, "uuid": task.uuid}, {"_id": 0})
         record_audit(
             db,
             user_email=user.email,
@@ -428,7 +432,7 @@ def send(
         attempts = doc.get("attempts", 0) + 1
         log.warning("submission %s: cluster unreachable (%s); retry later", doc["uuid"], exc)
         db.submissions.update_one(
-            {"uuid": doc["uuid"]},
+            _key(doc),
             {
                 "$set": {
                     "attempts": attempts,
@@ -441,7 +445,7 @@ def send(
         return {**doc, "attempts": attempts, "last_error": str(exc)}
     except BackendError as exc:
         if first:
-            db.submissions.delete_one({"uuid": doc["uuid"], "state": PENDING})
+            db.submissions.delete_one({**_key(doc), "state": PENDING})
             raise BadRequest(f"the cluster refused the job: {exc}", param="slurm") from None
         new = _set_state(
             db, doc, "FAILED", now, note=f"refused: {exc}", extra={"last_error": str(exc)}
@@ -466,8 +470,8 @@ def send(
             backend.cancel(job_id, doc["username"])
         except BackendError:
             log.exception("cannot cancel job %s", job_id)
-        db.submissions.update_one({"uuid": doc["uuid"]}, {"$set": extra})
-        return db.submissions.find_one({"uuid": doc["uuid"]}, {"_id": 0}) or doc
+        db.submissions.update_one(_key(doc), {"$set": extra})
+        return db.submissions.find_one(_key(doc), {"_id": 0}) or doc
     new.pop("_id", None)
     return new
 
@@ -518,10 +522,20 @@ def retry_pending(
 
 
 def get_submission(db: Database[Any], user: Any, uuid: str) -> dict[str, Any]:
-    """The submission if the user may see it (theirs; staff see all), else NotFound."""
-    doc = db.submissions.find_one({"uuid": str(uuid)[:128]}, {"_id": 0})
-    if doc is None or (doc["user_email"] != user.email and not user.is_staff):
-        raise NotFound(f"no submission {str(uuid)[:128]!r}")
+    """The submission if the user may see it (theirs; staff see all), else NotFound.
+
+    A uuid is unique per user (so it tells nobody what others use): the user's
+    own comes first; staff, asking for another's, get the newest with it.
+    """
+    uuid = str(uuid)[:128]
+    doc = db.submissions.find_one({"user_email": user.email, "uuid": uuid}, {"_id": 0})
+    if doc is None and user.is_staff:
+        doc = next(
+            db.submissions.find({"uuid": uuid}, {"_id": 0}).sort("created_at", DESCENDING).limit(1),
+            None,
+        )
+    if doc is None:
+        raise NotFound(f"no submission {uuid!r}")
     return doc
 
 
@@ -653,7 +667,7 @@ def cancel(
     new = _set_state(db, doc, target, now, note="cancel requested")
     audit("cancelling", cluster=doc["cluster_name"], job_id=doc["job_id"])
     if new is None:  # changed meanwhile (e.g. finished): report what it is now
-        new = db.submissions.find_one({"uuid": doc["uuid"]}, {"_id": 0}) or doc
+        new = db.submissions.find_one(_key(doc), {"_id": 0}) or doc
     new.pop("_id", None)
     return new
 
@@ -782,8 +796,9 @@ def adopt(
     try:
         db.submissions.insert_one(doc)
     except DuplicateKeyError:
-        existing = db.submissions.find_one({"uuid": submission_uuid}, {"_id": 0})
-        mine = existing if existing and existing.get("user_email") == user.email else None
+        mine = db.submissions.find_one(
+            {"user_email": user.email, "uuid": submission_uuid}, {"_id": 0}
+        )
         raise DuplicateSubmission(
             f"a submission with uuid {submission_uuid!r} exists", mine
         ) from None
@@ -805,7 +820,7 @@ def apply_slurm_state(
         return doc
     new = _set_state(db, doc, target, now, note=f"slurm: {raw}", extra={"slurm_state": raw})
     if new is None:
-        return db.submissions.find_one({"uuid": doc["uuid"]}, {"_id": 0}) or doc
+        return db.submissions.find_one(_key(doc), {"_id": 0}) or doc
     new.pop("_id", None)
     return new
 

@@ -24,6 +24,7 @@ from flask import (
 from clockwork_web.auth.access import current_user, login_required, remote_addr
 from clockwork_web.db import get_config, get_db
 from clockwork_web.errors import BadRequest, ClockworkError, Forbidden, NotFound
+from clockwork_web.jobs.query import parse_page
 from clockwork_web.submissions import files, service
 from clockwork_web.submissions.task import GENERIC_TEMPLATE, NOTIFICATION_METHODS
 
@@ -52,9 +53,8 @@ def _submit_clusters(user: Any) -> list[str]:
 @login_required
 def index() -> str:
     user = current_user()
-    page = request.args.get("page", "1")
     result = service.list_submissions(
-        get_db(), user, page=int(page) if page.isdigit() and int(page) > 0 else 1, per_page=50
+        get_db(), user, page=parse_page(request.args.get("page")), per_page=50
     )
     return render_template(
         "submissions/index.html",

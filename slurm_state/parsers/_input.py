@@ -3,7 +3,9 @@
 A parser accepts a binary or text file object (read in large chunks), or any
 iterable of ``str``/``bytes`` items, each taken as one line (with or without
 its newline). Bytes are decoded as UTF-8; invalid bytes become U+FFFD so one
-bad character never loses a record.
+bad character never loses a record. A byte-order mark at the start (files saved
+by Windows editors, ``Out-File``) is dropped, so it cannot turn a psv header into
+a job row or make a JSON document "not a JSON object".
 """
 
 from __future__ import annotations
@@ -15,6 +17,16 @@ from typing import Any
 
 CHUNK_SIZE = 1 << 20
 HEAD_SIZE = 4096
+BOM = "\ufeff"
+
+
+def without_bom(texts: Iterable[str]) -> Iterator[str]:
+    """``texts`` with a byte-order mark removed from the start of the first one."""
+    items = iter(texts)
+    for first in items:
+        yield first[1:] if first.startswith(BOM) else first
+        break
+    yield from items
 
 
 class Input:
@@ -60,7 +72,10 @@ class Input:
         return item
 
     def lines(self) -> Iterator[str]:
-        """The lines, without their line endings."""
+        """The lines, without their line endings (nor a leading byte-order mark)."""
+        return without_bom(self._lines())
+
+    def _lines(self) -> Iterator[str]:
         if not self._is_file:
             for item in self._items:
                 text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
@@ -85,7 +100,11 @@ class Input:
             yield tail[:-1] if tail.endswith("\r") else tail
 
     def chunks(self) -> Iterator[str]:
-        """The text in pieces of about CHUNK_SIZE characters (lines are joined)."""
+        """The text in pieces of about CHUNK_SIZE characters (lines are joined; no
+        leading byte-order mark)."""
+        return without_bom(self._chunks())
+
+    def _chunks(self) -> Iterator[str]:
         if self._is_file:
             for item in self._items:
                 text = self._text(item)

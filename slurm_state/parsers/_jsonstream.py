@@ -15,6 +15,13 @@ Grammar it expects::
 An element that does not decode is reported as a :class:`BadElement` and the
 stream resynchronizes on the next ``, {`` that starts an element the caller
 recognizes (``is_element``). Other top-level keys are kept in ``other``.
+
+Nesting is bounded (:data:`MAX_DEPTH`): an element nested deeper is a
+:class:`BadElement` too, skipped whole. One too deep for the decoder itself (a
+``RecursionError`` in C, near 1,000 levels) is skipped by counting its brackets,
+in linear time, so the good elements around it are kept; a top-level value
+nested too deep makes the document unusable (a clear :class:`JsonStreamError`).
+A document starting with a byte-order mark is read as if it had none.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ _NEXT_ELEMENT = re.compile(r",[ \t\n\r]*\{")
 _NEAR_END = 64
 #: One element larger than this is treated as corrupt (memory bound).
 MAX_ELEMENT_CHARS = 64 << 20
+#: Deepest nesting of a value (Slurm's documents nest under 10 levels; MongoDB
+#: refuses documents nested past 100, and Python's decoder fails near 1,000).
+MAX_DEPTH = 64
 
 
 class JsonStreamError(ValueError):
@@ -55,6 +65,35 @@ class _Incomplete(Exception):
     pass
 
 
+class _TooDeep(ValueError):
+    """A value nested too deeply for the (recursive) decoder."""
+
+
+#: What matters when skipping a value undecoded: strings (brackets inside them do
+#: not count), brackets, and a lone quote (a string cut at the end of the buffer).
+_SKIP_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|"')
+
+
+def too_deep(value: Any, depth: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests lists/objects more than ``depth`` levels (a scalar is 0).
+
+    The recursion is bounded by ``depth``, whatever the value.
+    """
+    return _deeper((value,), depth)
+
+
+def _deeper(children: Any, budget: int) -> bool:
+    """Whether a child is a container nested more than ``budget`` levels."""
+    for child in children:
+        kind = type(child)
+        if kind is dict:
+            if budget == 0 or _deeper(child.values(), budget - 1):
+                return True
+        elif kind is list and (budget == 0 or _deeper(child, budget - 1)):
+            return True
+    return False
+
+
 class ArrayStream:
     """Iterate ``(index, line_no, element_or_BadElement)`` of the array under ``key``."""
 
@@ -65,11 +104,13 @@ class ArrayStream:
         *,
         is_element: Callable[[Any], bool] = lambda obj: isinstance(obj, dict),
         max_element_chars: int = MAX_ELEMENT_CHARS,
+        max_depth: int = MAX_DEPTH,
     ) -> None:
         self._chunks = chunks
         self.key = key
         self.is_element = is_element
         self.max_element_chars = max_element_chars
+        self.max_depth = max_depth
         self.other: dict[str, Any] = {}
         self.found = False
         self._buf = ""
@@ -116,6 +157,10 @@ class ArrayStream:
             buf, start = self._buf, self._pos
             try:
                 value, end = self._decoder.raw_decode(buf, start)
+            except RecursionError:
+                raise _TooDeep(
+                    f"nested deeper than {self.max_depth} levels (too deep to decode)"
+                ) from None
             except json.JSONDecodeError as exc:
                 near_end = exc.pos >= len(buf) - _NEAR_END or exc.msg.startswith("Unterminated")
                 if near_end and not self._eof:
@@ -140,6 +185,8 @@ class ArrayStream:
     # ------------------------------------------------------------------ document
 
     def __iter__(self) -> Iterator[tuple[int, int, Any]]:
+        if self._skip_ws() and self._peek() == "\ufeff":
+            self._advance(self._pos + 1)  # a byte-order mark
         if not self._skip_ws() or self._peek() != "{":
             raise self._fail("not a JSON object")
         self._advance(self._pos + 1)
@@ -167,10 +214,15 @@ class ArrayStream:
                 self._advance(self._pos + 1)
                 yield from self._elements()
             else:
+                line, head = self._line, self._buf[self._pos : self._pos + 200]
                 try:
-                    self.other[key] = self._decode()
+                    value = self._decode()
                 except ValueError as exc:
                     raise self._fail(f"bad value of {key!r}: {exc}") from None
+                if too_deep(value, self.max_depth):
+                    reason = f"bad value of {key!r}: nested deeper than {self.max_depth} levels"
+                    raise JsonStreamError(reason, line, head)
+                self.other[key] = value
 
     def _elements(self) -> Iterator[tuple[int, int, Any]]:
         index = 0
@@ -183,15 +235,22 @@ class ArrayStream:
             if not self._skip_ws():
                 raise self._fail(f"truncated {self.key!r} array (no closing ']')")
             line = self._line
+            head = self._buf[self._pos : self._pos + 200]
             try:
                 element = self._decode()
+                if too_deep(element, self.max_depth):
+                    # decoded: the cursor is already past it, nothing to resynchronize
+                    element = BadElement(f"nested deeper than {self.max_depth} levels", head)
             except ValueError as exc:
-                # the cursor is still on the element's first character
-                yield index, line, BadElement(str(exc), self._buf[self._pos : self._pos + 200])
-                index += 1
-                if not self._resync(self._pos + 1):
-                    return
-                continue
+                # the cursor is still on the element's first character; one too
+                # deep to decode is skipped whole when its brackets balance
+                if not (isinstance(exc, _TooDeep) and self._skip_value()):
+                    yield index, line, BadElement(str(exc), head)
+                    index += 1
+                    if not self._resync(self._pos + 1):
+                        return
+                    continue
+                element = BadElement(str(exc), head)
             yield index, line, element
             index += 1
             if not self._skip_ws():
@@ -209,6 +268,34 @@ class ArrayStream:
                 index += 1
                 if not self._resync(self._pos):
                     return
+
+    def _skip_value(self) -> bool:
+        """Move past the object or array at the cursor by counting brackets, without
+        decoding it (no recursion, linear); False when it does not end in bounds."""
+        scan = self._pos
+        depth = 0
+        while True:
+            for match in _SKIP_TOKEN.finditer(self._buf, scan):
+                lexeme = match.group()
+                if lexeme in "[{":
+                    depth += 1
+                elif lexeme in "]}":
+                    depth -= 1
+                    if depth == 0:
+                        self._advance(match.end())
+                        return True
+                elif lexeme == '"':  # a string cut by the end of the buffer
+                    scan = match.start()
+                    break
+                scan = match.end()
+            else:
+                scan = len(self._buf)
+            if len(self._buf) - self._pos > self.max_element_chars:
+                return False
+            pos = self._pos
+            if not self._fill():
+                return False
+            scan -= pos - self._pos  # the fill dropped what was before the cursor
 
     def _resync(self, search_from: int) -> bool:
         """Move to the next ``{`` that starts a recognizable element; False if none."""
