@@ -4,8 +4,10 @@ Everything can be overridden from the environment (``CLOCKWORK_BIND``,
 ``CLOCKWORK_WORKERS``, ``CLOCKWORK_THREADS``, ``CLOCKWORK_WORKER_CONNECTIONS``,
 ``CLOCKWORK_KEEPALIVE``, ``CLOCKWORK_TIMEOUT``) or the command line. The
 container image and docker-compose.yml set ``CLOCKWORK_BIND=0.0.0.0:8000``. Put
-a TLS-terminating proxy in front; it must set ``X-Forwarded-Proto`` and the app
-then sees https (forwarded_allow_ips).
+a TLS-terminating proxy in front and set the app's ``web.trusted_proxy_hops``:
+the app then takes the client's address and scheme from the proxy's headers
+(``docs/operators/reverse-proxy.md``); ``forwarded_allow_ips`` below only
+governs gunicorn's own reading of ``X-Forwarded-Proto``.
 """
 
 from __future__ import annotations

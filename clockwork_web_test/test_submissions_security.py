@@ -6,11 +6,13 @@ findings 1, 2, 3, 9 and 10).
 
 from __future__ import annotations
 
+import gc
 import os
 import pwd
 import subprocess
 import sys
 import time
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -221,6 +223,21 @@ def test_a_file_swapped_for_a_symlink_never_leaks(files_job: dict[str, Any]) -> 
     assert leaks == 0, (outcomes, statuses)
     assert outcomes.get("served") and outcomes.get("Forbidden"), outcomes  # the race did happen
     assert set(statuses) <= {200, 403, 404}, statuses  # never a 500 (ELOOP)
+
+
+def test_a_read_never_streamed_leaves_no_descriptor_open(files_job: dict[str, Any]) -> None:
+    """A HEAD, or a client gone before the body: the checked descriptor is closed all the same."""
+
+    (files_job["outdir"] / "slurm-7.out").write_text("plain output\n")
+    doc = files_job["db"].submissions.find_one({"uuid": "sec-1"})
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    with warnings.catch_warnings():  # an unclosed file object says so when collected
+        warnings.simplefilter("ignore", ResourceWarning)
+        for _ in range(50):
+            files.read_file(doc, "stdout", files_job["config"])  # chunks never iterated
+        gc.collect()
+    assert len(os.listdir("/proc/self/fd")) - before < 5
 
 
 def test_links_anywhere_below_the_root_are_refused(files_job: dict[str, Any]) -> None:

@@ -26,21 +26,18 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import IndexModel, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from clockwork_core import db as db_indexes
-
+#: Its TTL index is in :data:`clockwork_core.db.INDEXES` (made by ``init-db`` or
+#: at the app's first request, as every other index).
 COLLECTION = "auth_failures"
-#: The indexes of :data:`COLLECTION` (created by ``init-db`` and on first use).
-INDEXES: list[IndexModel] = db_indexes.INDEXES[COLLECTION]
 MAX_FIELD = 200
 
 
@@ -62,17 +59,6 @@ class FailureLimiter:
         self.limit = limit
         self.window_s = window_s
         self._clock = clock
-        self._indexed: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
-
-    def _ensure_indexes(self, db: Database[Any]) -> None:
-        """Create the TTL index once per process and database (idempotent)."""
-        key = (str(db.client.address), db.name)
-        if key in self._indexed:
-            return
-        db[COLLECTION].create_indexes(INDEXES)
-        with self._lock:
-            self._indexed.add(key)
 
     def record(self, db: Database[Any], address: str, identity: str) -> int:
         """Count one failure of ``(address, identity)``.
@@ -80,7 +66,6 @@ class FailureLimiter:
         Returns the seconds the key must wait (0 while it is within the limit):
         the caller answers 429 with that Retry-After instead of its usual error.
         """
-        self._ensure_indexes(db)
         now = self._clock()
         window = int(now // self.window_s)
         window_end = (window + 1) * self.window_s

@@ -82,7 +82,7 @@ def normalize_email(value: Any) -> str:
     """Lower-case, trimmed, checked email."""
     if not isinstance(value, str) or not _EMAIL.match(value.strip()):
         raise UserInputError(f"invalid email {value!r}")
-    return value.strip().lower()
+    return email_key(value)
 
 
 def email_key(value: str) -> str:

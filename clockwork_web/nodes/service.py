@@ -17,8 +17,9 @@ from clockwork_web.errors import BadRequest, NotFound
 from clockwork_web.jobs.query import (
     MAX_PER_PAGE,
     UserLike,
-    parse_int,
     parse_list,
+    parse_page,
+    parse_per_page,
     reject_unknown,
 )
 from clockwork_web.jobs.service import Page, cached_count, public_job
@@ -61,11 +62,9 @@ def parse_node_filters(args: Mapping[str, list[str]], *, per_page_default: int =
         clusters=parse_list(args, "cluster"),
         states=tuple(s.lower() for s in parse_list(args, "state")),
         name=names[0] if names else None,
-        page=parse_int(page[0], "page", minimum=1, maximum=1_000_000) if page else 1,
-        per_page=(
-            parse_int(per_page[0], "per_page", minimum=1, maximum=MAX_PER_PAGE)
-            if per_page
-            else per_page_default
+        page=parse_page(page[0] if page else None),
+        per_page=parse_per_page(
+            per_page[0] if per_page else None, default=per_page_default, maximum=MAX_PER_PAGE
         ),
     )
 

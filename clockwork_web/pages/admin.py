@@ -18,7 +18,7 @@ from clockwork_web.auth import users as users_service
 from clockwork_web.auth.access import audit, current_user, login_required, roles_required
 from clockwork_web.db import get_db
 from clockwork_web.errors import BadRequest, NotFound
-from clockwork_web.jobs.query import parse_int
+from clockwork_web.jobs.query import parse_page
 from clockwork_web.pages import bp
 from clockwork_web.pages.layout import current_prefs
 
@@ -36,8 +36,7 @@ USER_FIELDS = {
 
 
 def _page_number() -> int:
-    raw = request.args.get("page", "").strip()
-    return parse_int(raw, "page", minimum=1, maximum=1_000_000) if raw else 1
+    return parse_page(request.args.get("page"))
 
 
 @bp.get("/admin/users")
@@ -70,16 +69,11 @@ def admin_users() -> str:
     )
 
 
-def _email(raw: str) -> str:
-    """The email of the URL as stored (trimmed, lower-case): one account, whatever the case."""
-    return users_service.email_key(raw)
-
-
 @bp.get("/admin/users/<email>")
 @login_required
 @roles_required("staff", "admin")
 def admin_user(email: str) -> tuple[str, int]:
-    return _render_user(_email(email))
+    return _render_user(users_service.email_key(email))
 
 
 def _render_user(email: str, status: int = 200, error: str | None = None) -> tuple[str, int]:
@@ -133,7 +127,7 @@ def _parsed_status(status: str) -> str | None:
 @login_required
 @roles_required("admin")
 def admin_user_status(email: str) -> Response:
-    email = _email(email)
+    email = users_service.email_key(email)
     status = request.form.get("status", "")
     if email == current_user().email and _parsed_status(status) == "disabled":
         return _render_user(email, 400, _("You cannot disable your own account."))
@@ -149,7 +143,7 @@ def admin_user_status(email: str) -> Response:
 @login_required
 @roles_required("admin")
 def admin_user_roles(email: str) -> Response:
-    email = _email(email)
+    email = users_service.email_key(email)
     roles = request.form.getlist("roles")
     if email == current_user().email and "admin" not in _parsed_roles(roles):
         return _render_user(email, 400, _("You cannot remove your own admin role."))
@@ -165,7 +159,7 @@ def admin_user_roles(email: str) -> Response:
 @login_required
 @roles_required("admin")
 def admin_user_accounts(email: str) -> Response:
-    email = _email(email)
+    email = users_service.email_key(email)
     text = request.form.get("cluster_accounts", "")[:4000]
 
     def apply() -> int:

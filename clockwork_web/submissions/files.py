@@ -28,7 +28,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from clockwork_core.config import Config
 from clockwork_web.errors import BadRequest, ClockworkError, Forbidden, NotFound, PayloadTooLarge
@@ -228,11 +228,10 @@ def list_files(doc: dict[str, Any], config: Config) -> list[dict[str, Any]]:
             seen.add(path)
             out.append({"path": path, "size": size, "kind": kind})
 
-    kinds = {}
-    if doc.get("stdout"):
-        kinds[doc["stdout"]] = "stdout"
-    if doc.get("stderr"):
-        kinds.setdefault(doc["stderr"], "stderr")
+    kinds: dict[str, str] = {}  # by normalised path, as _allowed lists them
+    for kind in ("stdout", "stderr"):
+        if doc.get(kind):
+            kinds.setdefault(posixpath.normpath(doc[kind]), kind)
     if _is_ssh(doc, config):
         backend = get_backend(config.clusters[doc["cluster_name"]])
         assert isinstance(backend, SshBackend)
@@ -270,19 +269,22 @@ def list_files(doc: dict[str, Any], config: Config) -> list[dict[str, Any]]:
     return out
 
 
-def _read_chunks(fd: int, start: int, length: int) -> Iterator[bytes]:
-    """``length`` bytes from ``start`` of the open file; closes it when done."""
-    try:
-        offset, left = start, length
+def _read_chunks(fh: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+    """``length`` bytes from ``start`` of the open file; closes it when done.
+
+    A file object, not a bare descriptor: a response that is never iterated
+    (a HEAD, a client gone) drops the generator unstarted, its ``finally``
+    never runs, and only the file object's own finaliser closes the descriptor.
+    """
+    with fh:
+        fh.seek(start)
+        left = length
         while left > 0:
-            data = os.pread(fd, min(CHUNK, left), offset)
+            data = fh.read(min(CHUNK, left))
             if not data:
                 break
-            offset += len(data)
             left -= len(data)
             yield data
-    finally:
-        os.close(fd)
 
 
 def read_file(
@@ -312,7 +314,8 @@ def read_file(
     if size == 0:
         os.close(fd)
         return FileSlice(wanted, 0, 0, -1, False, iter(()))
-    return FileSlice(wanted, size, start, end, partial, _read_chunks(fd, start, end - start + 1))
+    chunks = _read_chunks(os.fdopen(fd, "rb"), start, end - start + 1)
+    return FileSlice(wanted, size, start, end, partial, chunks)
 
 
 def _read_ssh(

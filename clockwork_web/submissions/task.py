@@ -26,8 +26,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from clockwork_core.config import Config
+from clockwork_core.config import Config, NotificationsConfig
 from clockwork_web.errors import BadRequest
+from clockwork_web.notify.urls import UnsafeURLError, check_user_slack_url, check_user_webhook
 
 GENERIC_TEMPLATE = "generic"
 NOTIFICATION_METHODS: tuple[str, ...] = ("email", "slack", "rabbitmq", "webhook")
@@ -327,10 +328,10 @@ def parse_slurm_options(raw: Any, prefix: str = "slurm") -> dict[str, Any]:
     return clean
 
 
-def _check_user_urls(methods: list[str], params: Mapping[str, Any], conf: Any) -> None:
+def _check_user_urls(
+    methods: list[str], params: Mapping[str, Any], conf: NotificationsConfig
+) -> None:
     """Refuse, at submit time, a webhook or Slack URL the notifier would refuse (SSRF guard)."""
-    from clockwork_web.notify.urls import UnsafeURLError, check_user_slack_url, check_user_webhook
-
     checks = {
         "webhook": ("url", check_user_webhook),
         "slack": ("webhook_url", check_user_slack_url),
@@ -346,7 +347,9 @@ def _check_user_urls(methods: list[str], params: Mapping[str, Any], conf: Any) -
             raise BadRequest(str(exc), param=f"notification.params.{method}.{key}") from None
 
 
-def parse_notification(raw: Any, notifications: Any = None) -> Notification | None:
+def parse_notification(
+    raw: Any, notifications: NotificationsConfig | None = None
+) -> Notification | None:
     """``{"methods": [...], "params": {...}, "on": [...]}``; a list is just the methods.
 
     With ``notifications`` (the server's NotificationsConfig), user-supplied

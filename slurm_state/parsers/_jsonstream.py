@@ -21,7 +21,7 @@ Nesting is bounded (:data:`MAX_DEPTH`): an element nested deeper is a
 ``RecursionError`` in C, near 1,000 levels) is skipped by counting its brackets,
 in linear time, so the good elements around it are kept; a top-level value
 nested too deep makes the document unusable (a clear :class:`JsonStreamError`).
-A document starting with a byte-order mark is read as if it had none.
+A byte-order mark is dropped before the text gets here (``_input.Input``).
 """
 
 from __future__ import annotations
@@ -185,8 +185,6 @@ class ArrayStream:
     # ------------------------------------------------------------------ document
 
     def __iter__(self) -> Iterator[tuple[int, int, Any]]:
-        if self._skip_ws() and self._peek() == "\ufeff":
-            self._advance(self._pos + 1)  # a byte-order mark
         if not self._skip_ws() or self._peek() != "{":
             raise self._fail("not a JSON object")
         self._advance(self._pos + 1)
