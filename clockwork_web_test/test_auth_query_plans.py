@@ -69,6 +69,7 @@ def test_auth_queries_use_indexes(config: Config, db: Database[Any], mongo_uri: 
         failure_queries = {(c, name) for c, name, _, _ in queries if c == "auth_failures"}
         assert failure_queries == {
             ("auth_failures", "findAndModify"),
+            ("auth_failures", "update"),
             ("auth_failures", "delete"),
             ("auth_failures", "find"),
         }

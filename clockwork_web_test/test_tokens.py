@@ -275,9 +275,10 @@ def test_rate_limit_after_repeated_failures(config: Config, db: Database[Any]) -
 
 
 def test_failure_limiter_window(db: Database[Any]) -> None:
-    # a window boundary in the future: a TTL monitor never removes these too early
-    base = (int(time.time()) // 10 + 100) * 10
-    now = [float(base)]
+    """A key's window opens at its first failure: ``limit`` failures within it throttle."""
+    # times in the future: a TTL monitor never removes these documents too early
+    base = float(int(time.time()) + 1000)
+    now = [base + 7]  # 7 s into a clock-aligned 10 s window: no reset at base + 10
     limiter = FailureLimiter(limit=3, window_s=10, clock=lambda: now[0])
     for _ in range(3):
         assert limiter.record(db, "a", "email:x@example.org") == 0
@@ -285,13 +286,14 @@ def test_failure_limiter_window(db: Database[Any]) -> None:
     assert limiter.record(db, "a", "email:x@example.org") == 10
     assert limiter.record(db, "a", "email:y@example.org") == 0  # another identity
     assert limiter.record(db, "b", "email:x@example.org") == 0  # another address
-    now[0] += 4
+    now[0] += 4  # past a boundary of the clock: still the same window
     assert limiter.record(db, "a", "email:x@example.org") == 6
-    now[0] += 6  # the next window: a clean slate, and the expired window is swept
+    now[0] += 6  # the window is over: a clean slate, and the expired ones are swept
+    assert limiter.failures(db, "a", "email:x@example.org") == 0
     assert limiter.record(db, "a", "email:x@example.org") == 0
-    assert db.auth_failures.count_documents({"expires_at": {"$lte": _at(base + 10)}}) == 0
+    assert db.auth_failures.count_documents({"expires_at": {"$lte": _at(now[0])}}) == 0
     stored = db.auth_failures.find_one({"identity": "email:x@example.org", "address": "a"})
-    assert stored["count"] == 1 and stored["expires_at"] == _at(base + 20)
+    assert stored["count"] == 1 and stored["expires_at"] == _at(now[0] + 10)
     index = db.auth_failures.index_information()["expires_at"]
     assert index["expireAfterSeconds"] == 0
 

@@ -1,11 +1,13 @@
 """Slow down repeated authentication failures of one (client address, claimed identity).
 
 Counted in the database, so that every worker and host of a deployment shares
-one count: the ``auth_failures`` collection holds one document per key and
-fixed window of ``window_s`` seconds, ``{_id, count, address, identity,
-expires_at}``. A failure is one atomic upsert by ``_id``; a TTL index on
-``expires_at`` (and a sweep when a window opens, for servers without TTL
-monitors) removes what has expired.
+one count: the ``auth_failures`` collection holds one document per key,
+``{_id, count, address, identity, expires_at}``, whose window opens at the
+key's first failure and lasts ``window_s`` seconds. A failure is one atomic
+``$inc`` of an open window, or (none open) the write of a new one; two first
+failures racing may count as one, which only delays the throttle by one try.
+A TTL index on ``expires_at`` (and a sweep when a window opens, for servers
+without TTL monitors) removes what has expired.
 
 Only failures touch the collection. A request whose credential is valid is
 never counted, never read against the limit and never refused because of it:
@@ -33,7 +35,6 @@ from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
 
 #: Its TTL index is in :data:`clockwork_core.db.INDEXES` (made by ``init-db`` or
 #: at the app's first request, as every other index).
@@ -41,14 +42,19 @@ COLLECTION = "auth_failures"
 MAX_FIELD = 200
 
 
-def failure_key(address: str, identity: str, window: int) -> str:
-    """The ``_id`` of one key's window: a digest, so any claimed text fits."""
-    raw = f"{address}\x00{identity}\x00{window}".encode("utf-8", "replace")
+def failure_key(address: str, identity: str) -> str:
+    """The ``_id`` of one key's document: a digest, so any claimed text fits."""
+    raw = f"{address}\x00{identity}".encode("utf-8", "replace")
     return hashlib.sha256(raw).hexdigest()
 
 
 class FailureLimiter:
-    """Fixed-window failure counter keyed by (address, identity), stored in MongoDB."""
+    """Failure counter keyed by (address, identity), stored in MongoDB.
+
+    A key's window opens at its first failure and lasts ``window_s``: ``limit``
+    failures within that span throttle the key until the window ends (a window
+    fixed to the clock would let a key fail twice the limit across a boundary).
+    """
 
     def __init__(
         self,
@@ -67,36 +73,29 @@ class FailureLimiter:
         the caller answers 429 with that Retry-After instead of its usual error.
         """
         now = self._clock()
-        window = int(now // self.window_s)
-        window_end = (window + 1) * self.window_s
-        key = failure_key(address, identity, window)
-        update = {
-            "$inc": {"count": 1},
-            "$setOnInsert": {
+        at = datetime.fromtimestamp(now, UTC)
+        key = failure_key(address, identity)
+        collection = db[COLLECTION]
+        # by _id alone (planned on its index); an expired window is replaced below
+        doc = collection.find_one_and_update(
+            {"_id": key}, {"$inc": {"count": 1}}, return_document=ReturnDocument.AFTER
+        )
+        if doc is None or doc["expires_at"] <= at:  # no open window: this failure opens one
+            doc = {
+                "count": 1,
                 "address": address[:MAX_FIELD],
                 "identity": identity[:MAX_FIELD],
-                "expires_at": datetime.fromtimestamp(window_end, UTC),
-            },
-        }
-        collection = db[COLLECTION]
-        try:
-            doc = collection.find_one_and_update(
-                {"_id": key}, update, upsert=True, return_document=ReturnDocument.AFTER
-            )
-        except DuplicateKeyError:  # two first failures raced to insert: count again
-            doc = collection.find_one_and_update(
-                {"_id": key}, update, return_document=ReturnDocument.AFTER
-            )
-        count = int(doc["count"]) if doc else 1
-        if count == 1:
-            # a window opened: sweep the expired ones (TTL monitors may be slow or absent)
-            collection.delete_many({"expires_at": {"$lte": datetime.fromtimestamp(now, UTC)}})
-        if count <= self.limit:
+                "expires_at": datetime.fromtimestamp(now + self.window_s, UTC),
+            }
+            collection.replace_one({"_id": key}, doc, upsert=True)
+            # sweep the expired ones (TTL monitors may be slow or absent)
+            collection.delete_many({"expires_at": {"$lte": at}})
+        if int(doc["count"]) <= self.limit:
             return 0
-        return max(1, math.ceil(window_end - now))
+        return max(1, math.ceil(doc["expires_at"].timestamp() - now))
 
     def failures(self, db: Database[Any], address: str, identity: str) -> int:
-        """Failures of ``(address, identity)`` in the current window (for tests and tools)."""
-        window = int(self._clock() // self.window_s)
-        doc = db[COLLECTION].find_one({"_id": failure_key(address, identity, window)})
-        return int(doc["count"]) if doc else 0
+        """Failures of ``(address, identity)`` in its open window (for tests and tools)."""
+        at = datetime.fromtimestamp(self._clock(), UTC)
+        doc = db[COLLECTION].find_one({"_id": failure_key(address, identity)})
+        return int(doc["count"]) if doc and doc["expires_at"] > at else 0
